@@ -1,0 +1,46 @@
+"""Read checkpoints written by train.py without unpickling arbitrary objects, and rebuild models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+
+from inpaintlab.errors import CheckpointError
+from inpaintlab.models.base import CHECKPOINT_KEY, InpaintingModule
+
+MODELS_PACKAGE = "inpaintlab.models."
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint's contents (tensors and plain containers only) and check its origin."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(
+            f"checkpoint {path} does not exist: pass ckpt_path=<run>/checkpoints/last.ckpt"
+        )
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(
+            f"cannot read checkpoint {path} ({reason}): is it a file written by train.py?"
+        ) from error
+    if not isinstance(checkpoint, dict) or CHECKPOINT_KEY not in checkpoint:
+        raise CheckpointError(
+            f"{path} was not written by inpaintlab's train.py: pass one of its checkpoints"
+        )
+    return checkpoint
+
+
+def model_from_checkpoint(checkpoint: dict[str, Any]) -> InpaintingModule:
+    """Rebuild the LightningModule recorded in a checkpoint and load its weights (eval mode)."""
+    name = checkpoint[CHECKPOINT_KEY]["model"]
+    if not name.startswith(MODELS_PACKAGE):
+        raise CheckpointError(f"checkpoint names model {name!r}, which is not an inpaintlab model")
+    model = hydra.utils.get_class(name)(**checkpoint["hyper_parameters"])
+    model.load_state_dict(checkpoint["state_dict"])
+    model.run_config = checkpoint[CHECKPOINT_KEY]["config"]
+    return model.eval()

@@ -1,0 +1,141 @@
+"""What every inpainting GAN shares: compositing, metrics by hole-ratio bin, samples, optimisers."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from pathlib import Path
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
+
+from inpaintlab import __version__
+from inpaintlab.evaluation.metrics import BinnedMetrics
+from inpaintlab.sample_grid import sample_grid, save_grid
+
+CHECKPOINT_KEY = "inpaintlab"
+
+
+def plain(config: Any) -> Any:
+    """A DictConfig as plain containers, so checkpoints load with torch.load(weights_only=True)."""
+    if isinstance(config, DictConfig):
+        return OmegaConf.to_container(config, resolve=True)
+    return config
+
+
+def composite(pred: Tensor, image: Tensor, mask: Tensor) -> Tensor:
+    """Keep known pixels exactly and take the prediction inside the hole (mask 1 = hole)."""
+    return torch.where(mask.bool(), pred.to(image.dtype), image)
+
+
+class InpaintingModule(pl.LightningModule):
+    """Base LightningModule: subclasses build networks, `inpaint` and `training_step`."""
+
+    def __init__(self, optimizer: dict, num_samples: int = 8, channels_last: bool = False) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.optimizer_config = optimizer
+        self.num_samples = num_samples
+        self.channels_last = channels_last
+        self.val_metrics = BinnedMetrics()
+        self.test_metrics = BinnedMetrics()
+        self.run_config: dict | None = None
+        self._sample_batch: dict[str, Tensor] | None = None
+
+    @abstractmethod
+    def inpaint(self, image: Tensor, mask: Tensor) -> Tensor:
+        """Raw full-size prediction in [0, 1] for `image` with holes where `mask` is 1."""
+
+    def forward(self, image: Tensor, mask: Tensor) -> Tensor:
+        """The composite: known pixels of `image`, predicted pixels in the hole."""
+        return composite(self.inpaint(image, mask), image, mask)
+
+    def build_optimizer(self, parameters: Any, lr_scale: float = 1.0) -> torch.optim.Optimizer:
+        """Instantiate the configured (partial) optimiser, optionally at a scaled learning rate."""
+        factory = hydra.utils.instantiate(self.optimizer_config)
+        return factory(parameters, lr=factory.keywords["lr"] * lr_scale)
+
+    def prepare_input(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """Image and mask of a batch, in channels_last layout when configured."""
+        image, mask = batch["image"], batch["mask"]
+        if self.channels_last:
+            image = image.contiguous(memory_format=torch.channels_last)
+            mask = mask.contiguous(memory_format=torch.channels_last)
+        return image, mask
+
+    def setup(self, stage: str) -> None:
+        if self.channels_last:
+            self.to(memory_format=torch.channels_last)
+
+    def step_optimizer(self, optimizer: Any, loss: Tensor) -> None:
+        """One manual update of `optimizer`'s parameters only (the others stay untouched)."""
+        self.toggle_optimizer(optimizer)
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        optimizer.step()
+        self.untoggle_optimizer(optimizer)
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._evaluate_batch(batch, self.val_metrics, keep_samples=batch_idx == 0)
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._evaluate_batch(batch, self.test_metrics, keep_samples=False)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_metrics("val", self.val_metrics)
+        if self._sample_batch is not None and not self.trainer.sanity_checking:
+            self._write_samples(self._sample_batch)
+        self._sample_batch = None
+
+    def on_test_epoch_end(self) -> None:
+        self._log_metrics("test", self.test_metrics)
+
+    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
+        image, mask = self.prepare_input(batch)
+        return {"composite": self(image, mask), "mask": mask, "index": batch["index"]}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        cls = type(self)
+        checkpoint[CHECKPOINT_KEY] = {
+            "version": __version__,
+            "model": f"{cls.__module__}.{cls.__qualname__}",
+            "config": self.run_config,
+        }
+
+    def _evaluate_batch(self, batch: dict[str, Tensor], metrics: BinnedMetrics, keep_samples: bool):
+        image, mask = self.prepare_input(batch)
+        pred = self.inpaint(image, mask).float()
+        output = composite(pred, image, mask)
+        metrics.update(output, image, mask)
+        if keep_samples:
+            n = self.num_samples
+            self._sample_batch = {"image": image[:n], "mask": mask[:n], "pred": pred[:n]}
+
+    def _log_metrics(self, split: str, metrics: BinnedMetrics) -> None:
+        values = metrics.compute()
+        metrics.reset()
+        self.log_dict({f"{split}/{key}": value for key, value in values.items()}, sync_dist=False)
+
+    def _write_samples(self, samples: dict[str, Tensor]) -> None:
+        grid = sample_grid(samples["image"], samples["mask"], samples["pred"])
+        if self.trainer.is_global_zero:
+            folder = Path(self.trainer.default_root_dir) / "samples"
+            save_grid(
+                grid, folder / f"epoch{self.current_epoch:03d}_step{self.global_step:06d}.png"
+            )
+        for logger in self.loggers:
+            log_image(logger, "val/samples", grid, self.global_step)
+
+
+def log_image(logger: pl.loggers.Logger, key: str, grid: Tensor, step: int) -> None:
+    """Send an image grid to loggers that can show images (wandb, TensorBoard)."""
+    if isinstance(logger, pl.loggers.WandbLogger):
+        logger.log_image(key=key, images=[grid], step=step, caption=[SAMPLE_CAPTION])
+    elif isinstance(logger, pl.loggers.TensorBoardLogger):
+        logger.experiment.add_image(key, grid, global_step=step)
+
+
+SAMPLE_CAPTION = "masked input | output | composite | original"

@@ -1,0 +1,114 @@
+"""Context Encoder (Pathak et al., CVPR 2016) as a manually optimised GAN."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import hydra
+from torch import Tensor
+
+from inpaintlab.errors import ConfigError
+from inpaintlab.losses.reconstruction import context_encoder_l2, overlap_weight_map
+from inpaintlab.models.base import InpaintingModule, plain
+from inpaintlab.networks.context_encoder import (
+    center_patch_box,
+    crop_center_patch,
+    paste_center_patch,
+)
+
+SETTINGS = ("center", "random_region")
+
+
+class ContextEncoderModule(InpaintingModule):
+    """Encoder-decoder generator with an L2 + adversarial loss.
+
+    `center`: the generator predicts the centre half of the image and the discriminator judges
+    that patch; the L2 weights the known band of the patch (the overlap) `overlap_weight` times
+    the hole. `random_region`: the generator predicts the whole image for arbitrary masks and the
+    discriminator judges the whole prediction.
+    """
+
+    def __init__(
+        self,
+        generator: dict,
+        discriminator: dict,
+        optimizer: dict,
+        loss: dict,
+        setting: str = "center",
+        generator_lr_scale: float = 10.0,
+        num_samples: int = 8,
+        channels_last: bool = False,
+    ) -> None:
+        generator, discriminator, optimizer, loss = map(
+            plain, (generator, discriminator, optimizer, loss)
+        )
+        if setting not in SETTINGS:
+            raise ConfigError(f"model.setting={setting!r} is not one of {', '.join(SETTINGS)}")
+        super().__init__(optimizer, num_samples=num_samples, channels_last=channels_last)
+        self.save_hyperparameters()
+        self.setting = setting
+        output = "center" if setting == "center" else "full"
+        self.generator = hydra.utils.instantiate(generator, output=output)
+        image_size = generator["image_size"]
+        patch = image_size // 2 if setting == "center" else image_size
+        self.discriminator = hydra.utils.instantiate(discriminator, input_size=patch)
+        self.adversarial = hydra.utils.instantiate(loss["adversarial"])
+        self.loss_weights = {k: v for k, v in loss.items() if k != "adversarial"}
+
+    def configure_optimizers(self) -> list[Any]:
+        scale = self.hparams.generator_lr_scale
+        return [
+            self.build_optimizer(self.generator.parameters(), lr_scale=scale),
+            self.build_optimizer(self.discriminator.parameters()),
+        ]
+
+    def inpaint(self, image: Tensor, mask: Tensor) -> Tensor:
+        self._check_holes(mask)
+        pred = self.generator(image, mask)
+        if self.setting == "random_region":
+            return pred
+        return paste_center_patch(image, pred.to(image.dtype))
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        image, mask = self.prepare_input(batch)
+        if batch_idx == 0:
+            self._check_holes(mask)
+        opt_g, opt_d = self.optimizers()
+        pred = self.generator(image, mask)
+        real, weight = self._targets(image, mask)
+        use_adversarial = self.loss_weights["adversarial_weight"] > 0
+        if use_adversarial:
+            d_loss = self.adversarial.discriminator_loss(
+                self.discriminator(real), self.discriminator(pred.detach())
+            )
+            self.step_optimizer(opt_d, d_loss)
+            self.log("train/d_loss", d_loss, prog_bar=True)
+        rec_loss = context_encoder_l2(pred, real, weight)
+        g_loss = self.loss_weights["reconstruction_weight"] * rec_loss
+        if use_adversarial:
+            adv_loss = self.adversarial.generator_loss(self.discriminator(pred))
+            g_loss = g_loss + self.loss_weights["adversarial_weight"] * adv_loss
+            self.log("train/g_adv", adv_loss)
+        self.step_optimizer(opt_g, g_loss)
+        self.log_dict({"train/g_loss": g_loss, "train/rec_loss": rec_loss}, prog_bar=True)
+
+    def _targets(self, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """What the generator must reproduce, and the per-pixel L2 weight."""
+        if self.setting == "random_region":
+            known = self.loss_weights["known_weight"]
+            return image, mask + known * (1 - mask)
+        weight = overlap_weight_map(crop_center_patch(mask), self.loss_weights["overlap_weight"])
+        return crop_center_patch(image), weight
+
+    def _check_holes(self, mask: Tensor) -> None:
+        """In the centre setting every hole must lie inside the predicted centre patch."""
+        if self.setting != "center":
+            return
+        top, left, size = center_patch_box(mask.shape[-1])
+        outside = mask.clone()
+        outside[..., top : top + size, left : left + size] = 0
+        if bool(outside.any()):
+            raise ConfigError(
+                "model.setting=center fills only the centre patch but the masks have holes "
+                "outside it: use mask=center or model.setting=random_region"
+            )

@@ -1,0 +1,117 @@
+"""What every entry point shares: config printing, object lists, error reporting, clean shutdown."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+import rich.syntax
+import rich.tree
+from omegaconf import DictConfig, OmegaConf
+from omegaconf import errors as omegaconf_errors
+from pytorch_lightning.loggers import Logger
+from pytorch_lightning.utilities import rank_zero_only
+from rich.console import Console
+
+from inpaintlab.errors import ConfigError, InpaintlabError
+
+log = logging.getLogger("inpaintlab")
+
+TREE_ORDER = ("data", "mask", "augment", "model", "loss", "trainer", "callbacks", "logger", "paths")
+
+
+@rank_zero_only
+def print_config_tree(cfg: DictConfig, save_to: Path | None = None) -> None:
+    """Print the composed config as a rich tree (main groups first) and optionally save it."""
+    tree = rich.tree.Tree("CONFIG", style="dim", guide_style="dim")
+    fields = [f for f in TREE_ORDER if f in cfg] + [f for f in cfg if f not in TREE_ORDER]
+    for field in fields:
+        branch = tree.add(str(field), style="bold", guide_style="dim")
+        value = cfg[field]
+        text = (
+            OmegaConf.to_yaml(value, resolve=True) if isinstance(value, DictConfig) else str(value)
+        )
+        branch.add(rich.syntax.Syntax(text, "yaml"))
+    Console().print(tree)
+    if save_to is not None:
+        save_to.parent.mkdir(parents=True, exist_ok=True)
+        with open(save_to, "w") as handle:
+            Console(file=handle, width=120).print(tree)
+
+
+def save_config(cfg: DictConfig, path: Path) -> Path:
+    """Write the resolved config as YAML, refusing to overwrite an existing file."""
+    if path.exists():
+        raise ConfigError(f"{path} already exists: choose a new output folder (hydra.run.dir=...)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    return path
+
+
+def instantiate_list(cfg: DictConfig | None) -> list[Any]:
+    """Instantiate every entry of a config mapping whose value has a `_target_`."""
+    if not cfg:
+        return []
+    return [hydra.utils.instantiate(entry) for entry in cfg.values() if "_target_" in entry]
+
+
+def close_loggers(loggers: Sequence[Logger]) -> None:
+    """Flush and close loggers; wandb needs an explicit finish or the next multirun job hangs."""
+    for logger in loggers:
+        logger.finalize("success")
+    if "wandb" in sys.modules:
+        import wandb
+
+        if wandb.run is not None:
+            wandb.finish()
+
+
+def one_line(error: BaseException) -> str:
+    """The user-facing line of an error, also when a DataLoader worker wrapped it."""
+    lines = [line for line in str(error).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    last = lines[-1].strip()
+    prefix = f"{type(error).__module__}.{type(error).__qualname__}: "
+    return last.removeprefix(prefix) if len(lines) > 1 else lines[0]
+
+
+def as_user_error(error: Exception) -> InpaintlabError | None:
+    """Translate config-library errors about user input into one-line ConfigErrors."""
+    if isinstance(error, InpaintlabError):
+        return error
+    if isinstance(error, omegaconf_errors.MissingMandatoryValue):
+        key = getattr(error, "full_key", "") or "a value"
+        return ConfigError(f"{key} is required: pass {key}=... on the command line")
+    if isinstance(error, omegaconf_errors.ConfigKeyError):
+        return ConfigError(f"unknown config key: {one_line(error)}")
+    if isinstance(error, hydra.errors.InstantiationException):
+        cause = error.__cause__
+        if isinstance(cause, InpaintlabError):
+            return cause
+        if isinstance(cause, TypeError) and "unexpected keyword" in str(cause):
+            return ConfigError(f"unknown config key: {one_line(cause)}")
+    return None
+
+
+def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> dict[str, Any]:
+    """Run a task; a user error ends it with one line on stderr and exit code 2."""
+    try:
+        return task(cfg)
+    except Exception as error:
+        user_error = as_user_error(error)
+        if user_error is None:
+            raise
+        print(f"error: {one_line(user_error)}", file=sys.stderr)
+        sys.exit(2)
+
+
+def seed_everything(seed: int | None) -> None:
+    """Seed python, numpy and torch (all ranks) when a seed is configured."""
+    if seed is not None:
+        pl.seed_everything(seed, workers=True)

@@ -1,0 +1,122 @@
+"""The training task behind train.py: build everything from the config, fit, report artifacts."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+from omegaconf import DictConfig, OmegaConf, open_dict
+from rich.console import Console
+
+from inpaintlab.checkpoint import read_checkpoint
+from inpaintlab.errors import ConfigError
+from inpaintlab.models.base import InpaintingModule
+from inpaintlab.runtime import (
+    close_loggers,
+    instantiate_list,
+    print_config_tree,
+    save_config,
+    seed_everything,
+)
+
+log = logging.getLogger("inpaintlab")
+
+CENTER_MASK = "inpaintlab.data.masks.CenterBoxMask"
+
+
+def resolve_auto_setting(cfg: DictConfig) -> None:
+    """`model.setting=auto`: the Context Encoder's centre setting for centre masks."""
+    if cfg.model.get("setting") != "auto":
+        return
+    is_center = cfg.mask.get("_target_") == CENTER_MASK
+    with open_dict(cfg):
+        cfg.model.setting = "center" if is_center else "random_region"
+
+
+def build_datamodule(cfg: DictConfig, data: DictConfig, mask: DictConfig, train: bool):
+    """The configured DataModule with its mask generator (and augmentation when training)."""
+    augment = hydra.utils.instantiate(cfg.augment) if train and cfg.get("augment") else None
+    return hydra.utils.instantiate(
+        data, mask_generator=hydra.utils.instantiate(mask), augment=augment, seed=cfg.seed
+    )
+
+
+def build_model(cfg: DictConfig) -> InpaintingModule:
+    """The configured LightningModule; it keeps the resolved run config for its checkpoints."""
+    model = hydra.utils.instantiate(cfg.model, loss=cfg.loss)
+    model.run_config = OmegaConf.to_container(cfg, resolve=True)
+    return model
+
+
+def checkpoint_dir(cfg: DictConfig) -> Path | None:
+    """Where ModelCheckpoint writes, if it is configured."""
+    checkpointing = (cfg.get("callbacks") or {}).get("model_checkpoint")
+    return Path(checkpointing.dirpath) if checkpointing else None
+
+
+def refuse_to_overwrite(folder: Path | None, resuming: bool) -> None:
+    """Never write a new run's checkpoints over an earlier run's."""
+    if folder is not None and not resuming and any(folder.glob("*.ckpt")):
+        raise ConfigError(
+            f"{folder} already holds checkpoints: choose a new hydra.run.dir, "
+            "or resume that run with ckpt_path=<its last.ckpt>"
+        )
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit the configured model; optionally test the best checkpoint. Returns final metrics."""
+    seed_everything(cfg.seed)
+    resolve_auto_setting(cfg)
+    output_dir = Path(cfg.paths.output_dir)
+    ckpt_dir = checkpoint_dir(cfg)
+    if cfg.ckpt_path:
+        read_checkpoint(cfg.ckpt_path)
+    refuse_to_overwrite(ckpt_dir, resuming=bool(cfg.ckpt_path))
+    if cfg.print_config:
+        print_config_tree(cfg, output_dir / "config_tree.log")
+    datamodule = build_datamodule(cfg, cfg.data, cfg.mask, train=True)
+    model = build_model(cfg)
+    loggers = instantiate_list(cfg.get("logger"))
+    callbacks = instantiate_list(cfg.get("callbacks"))
+    trainer: pl.Trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False
+    )
+    config_path = (ckpt_dir or output_dir) / "config.yaml"
+    if trainer.is_global_zero:
+        save_config(cfg, config_path)
+    try:
+        for logger in loggers:
+            logger.log_hyperparams(model.run_config)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        if cfg.test:
+            best = trainer.checkpoint_callback.best_model_path if ckpt_dir else None
+            trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
+    finally:
+        close_loggers(loggers)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    if trainer.is_global_zero:
+        report_artifacts(trainer, output_dir, config_path)
+    return metrics
+
+
+def report_artifacts(trainer: pl.Trainer, output_dir: Path, config_path: Path) -> None:
+    """Print where the run wrote its checkpoints, config, metrics and sample grids."""
+    rows = {"config": config_path}
+    checkpointing = trainer.checkpoint_callback
+    if checkpointing is not None:
+        rows["last checkpoint"] = checkpointing.last_model_path
+        rows["best checkpoint (val PSNR)"] = checkpointing.best_model_path
+    for logger in trainer.loggers:
+        if isinstance(logger, pl.loggers.CSVLogger):
+            rows["CSV metrics"] = Path(logger.log_dir) / "metrics.csv"
+    samples = sorted((output_dir / "samples").glob("*.png"))
+    if samples:
+        rows["latest sample grid"] = samples[-1]
+    console = Console()
+    console.print(f"[bold]Run folder[/bold] {output_dir}")
+    for name, path in rows.items():
+        if path:
+            console.print(f"  {name}: {path}")

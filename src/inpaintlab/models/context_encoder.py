@@ -95,8 +95,7 @@ class ContextEncoderModule(InpaintingModule):
     def _targets(self, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """What the generator must reproduce, and the per-pixel L2 weight."""
         if self.setting == "random_region":
-            known = self.loss_weights["known_weight"]
-            return image, mask + known * (1 - mask)
+            return image, overlap_weight_map(mask, self.loss_weights["known_weight"])
         weight = overlap_weight_map(crop_center_patch(mask), self.loss_weights["overlap_weight"])
         return crop_center_patch(image), weight
 

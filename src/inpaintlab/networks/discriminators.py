@@ -1,0 +1,63 @@
+"""DCGAN discriminator of the Context Encoder, and the stride-2 conv stack it shares with the
+Context Encoder's generator."""
+
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+
+from inpaintlab.errors import ConfigError
+from inpaintlab.networks.init import init_dcgan_weights
+
+
+def halvings_to_4x4(size: int, minimum: int) -> int:
+    """Number of stride-2 layers that take a `size` x `size` map down to 4 x 4."""
+    if size < minimum or size & (size - 1):
+        raise ConfigError(f"image size {size} must be a power of two >= {minimum}; resize the data")
+    return size.bit_length() - 3
+
+
+def dcgan_encoder(in_channels: int, widths: Sequence[int]) -> nn.Sequential:
+    """4x4 stride-2 convs to `widths`, LeakyReLU 0.2, BatchNorm on all but the first layer."""
+    layers: list[nn.Module] = []
+    for i, width in enumerate(widths):
+        norm = i > 0
+        layers.append(nn.Conv2d(in_channels, width, 4, 2, 1, bias=not norm))
+        if norm:
+            layers.append(nn.BatchNorm2d(width))
+        layers.append(nn.LeakyReLU(0.2, inplace=True))
+        in_channels = width
+    return nn.Sequential(*layers)
+
+
+class DCGANDiscriminator(nn.Module):
+    """DCGAN discriminator: stride-2 convs down to 4 x 4, then a 4x4 valid conv to one logit.
+
+    At `input_size` 64 (the centre patch) the widths are 64, 128, 256, 512 as in Pathak et al.;
+    each doubling of the input adds one layer, widths capped at `max_channels`. Takes images in
+    [0, 1] (shifted to [-1, 1] inside, as the released code's discriminator saw them) and
+    returns raw logits of shape B.
+
+    Example:
+        >>> import torch
+        >>> d = DCGANDiscriminator(input_size=64)
+        >>> d(torch.rand(2, 3, 64, 64)).shape
+        torch.Size([2])
+    """
+
+    def __init__(
+        self,
+        input_size: int = 64,
+        channels: int = 3,
+        base_channels: int = 64,
+        max_channels: int = 512,
+    ) -> None:
+        super().__init__()
+        levels = halvings_to_4x4(input_size, minimum=8)
+        widths = [min(base_channels * 2**i, max_channels) for i in range(levels)]
+        self.features = dcgan_encoder(channels, widths)
+        self.head = nn.Conv2d(widths[-1], 1, 4)
+        init_dcgan_weights(self)
+
+    def forward(self, image: Tensor) -> Tensor:
+        """Logits (B,) for images B x C x input_size x input_size in [0, 1]."""
+        return self.head(self.features(image * 2 - 1)).flatten()

@@ -27,7 +27,12 @@ def make_module(setting="center", adversarial_weight=0.001, lr=2e-4) -> ContextE
             "channels": 3,
             "base_channels": 16,
         },
-        optimizer={"_target_": "torch.optim.Adam", "_partial_": True, "lr": lr, "betas": [0.5, 0.999]},
+        optimizer={
+            "_target_": "torch.optim.Adam",
+            "_partial_": True,
+            "lr": lr,
+            "betas": [0.5, 0.999],
+        },
         loss={
             "reconstruction_weight": 0.999,
             "adversarial_weight": adversarial_weight,

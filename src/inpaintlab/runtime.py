@@ -73,12 +73,13 @@ def close_loggers(loggers: Sequence[Logger]) -> None:
 
 def one_line(error: BaseException) -> str:
     """The user-facing line of an error, also when a DataLoader worker wrapped it."""
-    lines = [line for line in str(error).strip().splitlines() if line.strip()]
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
     if not lines:
         return type(error).__name__
-    last = lines[-1].strip()
+    if "Original Traceback" not in str(error):
+        return lines[0]
     prefix = f"{type(error).__module__}.{type(error).__qualname__}: "
-    return last.removeprefix(prefix) if len(lines) > 1 else lines[0]
+    return lines[-1].removeprefix(prefix)
 
 
 def as_user_error(error: Exception) -> InpaintlabError | None:

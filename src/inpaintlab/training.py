@@ -40,7 +40,7 @@ def build_datamodule(cfg: DictConfig, data: DictConfig, mask: DictConfig, train:
     """The configured DataModule with its mask generator (and augmentation when training)."""
     augment = hydra.utils.instantiate(cfg.augment) if train and cfg.get("augment") else None
     return hydra.utils.instantiate(
-        data, mask_generator=hydra.utils.instantiate(mask), augment=augment, seed=cfg.seed
+        data, mask_generator=hydra.utils.instantiate(mask), augment=augment
     )
 
 

@@ -22,10 +22,11 @@ from inpaintlab.training import build_datamodule
 
 SPLITS = ("val", "test")
 METRICS = ("psnr", "ssim", "hole_l1x100")
+SHOWN = ("data", "mask", "model")  # groups of the run config printed beside eval's own
 
 
 def evaluation_config(cfg: DictConfig, checkpoint: dict[str, Any]) -> DictConfig:
-    """The run's saved config with the data/mask groups and seed given to eval.py on top."""
+    """The run's saved config with the data/mask groups given to eval.py on top."""
     saved = checkpoint[CHECKPOINT_KEY].get("config")
     if saved is None:
         raise ConfigError(
@@ -35,8 +36,6 @@ def evaluation_config(cfg: DictConfig, checkpoint: dict[str, Any]) -> DictConfig
     for key in ("data", "mask"):
         if cfg.get(key) is not None:
             run[key] = cfg[key]
-    if cfg.get("seed") is not None:
-        run.seed = cfg.seed
     run.augment = None
     return run
 
@@ -95,7 +94,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     run = evaluation_config(cfg, checkpoint)
     output_dir = Path(cfg.paths.output_dir)
     if cfg.print_config:
-        print_config_tree(OmegaConf.merge(cfg, {"run": run}), output_dir / "config_tree.log")
+        shown = {**OmegaConf.to_container(cfg, resolve=True), **{k: run[k] for k in SHOWN}}
+        print_config_tree(OmegaConf.create(shown), output_dir / "config_tree.log")
     save_config(run, output_dir / "config.yaml")
     model = model_from_checkpoint(checkpoint)
     datamodule = build_datamodule(run, run.data, run.mask, train=False)

@@ -1,0 +1,163 @@
+"""The LightningDataModule: cheap uint8 loading on the CPU, augmentation and masks on the device."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from inpaintlab.data.datasets import DatasetSource, Split
+from inpaintlab.errors import ConfigError
+
+if TYPE_CHECKING:
+    from inpaintlab.data.masks import MaskGenerator
+
+Batch = dict[str, torch.Tensor]
+
+
+class InpaintingDataModule(pl.LightningDataModule):
+    """Image batches with their hole masks, for every GAN variant.
+
+    Workers only decode and crop (uint8). After the transfer to the device each batch becomes
+    `{"image": float [0, 1] B x C x S x S, "mask": float B x 1 x S x S, "index": long B}`:
+    training batches are augmented, then masked from one device generator seeded with
+    `seed + global_rank`; val/test/predict batches are not augmented and the mask of sample
+    `i` is drawn from a generator seeded with `seed + i`, the same in every epoch and run.
+    `predict_dataloader` serves the test split. `pin_memory` applies only when CUDA is present.
+    `source` builds the splits from `root` (a source class, or a partial one from the config),
+    so every dataset is located by the one key `data.root`.
+    """
+
+    def __init__(
+        self,
+        source: Callable[[str | os.PathLike], DatasetSource],
+        root: str | os.PathLike,
+        mask_generator: MaskGenerator,
+        image_size: int = 128,
+        channels: int = 3,
+        batch_size: int = 16,
+        val_batch_size: int | None = None,
+        num_workers: int = 2,
+        pin_memory: bool = True,
+        persistent_workers: bool = True,
+        val_mask_generator: MaskGenerator | None = None,
+        augment: nn.Module | None = None,
+        seed: int = 0,
+    ):
+        super().__init__()
+        if channels not in (1, 3):
+            raise ConfigError(f"data.channels must be 1 or 3, got {channels}")
+        if image_size < 1 or batch_size < 1:
+            raise ConfigError(
+                f"data.image_size and data.batch_size must be positive, "
+                f"got {image_size} and {batch_size}"
+            )
+        self.source = source(root)
+        self.mask_generator = mask_generator
+        self.val_mask_generator = val_mask_generator or mask_generator
+        self.augment = augment
+        self.image_size = image_size
+        self.channels = channels
+        self.batch_size = batch_size
+        self.val_batch_size = val_batch_size or batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.persistent_workers = persistent_workers
+        self.seed = seed
+        self.datasets: dict[Split, Dataset] = {}
+        self._train_generator: torch.Generator | None = None
+
+    def prepare_data(self) -> None:
+        """Download or export the data (one process per node)."""
+        self.source.prepare()
+
+    def setup(self, stage: str | None = None) -> None:
+        """Build the datasets the stage needs (all of them when `stage` is None)."""
+        needed: dict[str | None, tuple[Split, ...]] = {
+            "fit": ("train", "val"),
+            "validate": ("val",),
+            "test": ("test",),
+            "predict": ("test",),
+        }
+        for split in needed.get(stage, ("train", "val", "test")):
+            self.dataset(split)
+
+    def dataset(self, split: Split) -> Dataset:
+        """The dataset of `split`, built on first use."""
+        if split not in self.datasets:
+            self.datasets[split] = self.source.dataset(split, self.image_size, self.channels)
+        return self.datasets[split]
+
+    def _loader(self, split: Split, batch_size: int, train: bool) -> DataLoader:
+        dataset = self.dataset(split)
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=train,
+            # a dataset smaller than one batch would otherwise yield no training step at all
+            drop_last=train and len(dataset) >= batch_size,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory and torch.cuda.is_available(),
+            persistent_workers=self.persistent_workers and self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", self.batch_size, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", self.val_batch_size, train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", self.val_batch_size, train=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.test_dataloader()
+
+    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> Batch:
+        """Turn a transferred uint8 batch into images, masks and indices (see the class doc)."""
+        training = self.trainer is not None and self.trainer.training
+        return self.prepare_batch(batch, training)
+
+    def prepare_batch(self, batch: dict[str, Any], training: bool) -> Batch:
+        """Float images in [0, 1] and their masks: augmented and random when `training`."""
+        image = batch["image"].float().div_(255.0)
+        index = torch.as_tensor(batch["index"], dtype=torch.long, device=image.device)
+        if training:
+            if self.augment is not None:
+                image = self.augment(image)
+            mask = self._train_masks(image)
+        else:
+            mask = self.eval_masks(index, image.shape[-2], image.shape[-1], image.device)
+        return {"image": image, "mask": mask, "index": index}
+
+    def _train_masks(self, image: torch.Tensor) -> torch.Tensor:
+        generator = self._train_generator
+        if generator is None or generator.device != image.device:
+            rank = self.trainer.global_rank if self.trainer is not None else 0
+            generator = torch.Generator(image.device).manual_seed(self.seed + rank)
+            self._train_generator = generator
+        batch, _, height, width = image.shape
+        return self.mask_generator(batch, height, width, generator=generator, device=image.device)
+
+    def eval_masks(
+        self, index: torch.Tensor, height: int, width: int, device: torch.device | str
+    ) -> torch.Tensor:
+        """The deterministic val/test masks of the samples `index`: one seed per sample."""
+        masks = [
+            self.val_mask_generator(
+                1,
+                height,
+                width,
+                generator=torch.Generator(device).manual_seed(self.seed + i),
+                device=device,
+            )
+            for i in index.tolist()
+        ]
+        if not masks:
+            return torch.zeros(0, 1, height, width, device=device)
+        return torch.cat(masks)

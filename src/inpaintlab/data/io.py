@@ -1,0 +1,84 @@
+"""Decode image files into uint8 tensors (and write tensors back), whatever their pixel format."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from inpaintlab.errors import DataError
+
+# Pixel formats with more than 8 bits per sample, and the range each one is scaled from.
+_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I"})
+_UINT16_MAX = 65535.0
+
+
+def load_image(
+    path: str | os.PathLike, channels: int = 3, min_size: int | None = None
+) -> torch.Tensor:
+    """Read an image file as a uint8 C x H x W tensor (C = 1 luminance or 3 RGB), EXIF-upright.
+
+    `min_size` lets JPEG decoding skip resolution the caller will throw away: the decoded
+    image keeps both sides at least `min_size` pixels.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            if min_size is not None and image.format == "JPEG":
+                image.draft(None, (min_size, min_size))
+            image.load()
+            return pil_to_tensor(ImageOps.exif_transpose(image), channels)
+    except FileNotFoundError as error:
+        raise DataError(f"image file {path} does not exist: check the data folder") from error
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise DataError(f"cannot decode {path} ({reason}): remove or replace it") from error
+
+
+def pil_to_tensor(image: Image.Image, channels: int = 3) -> torch.Tensor:
+    """Convert a PIL image of any mode to a uint8 C x H x W tensor with 1 or 3 channels."""
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    if image.mode in _SIXTEEN_BIT_MODES or image.mode == "F":
+        array = _high_depth_to_uint8(image)
+        tensor = torch.from_numpy(array).unsqueeze(0)
+        return tensor.expand(channels, -1, -1).contiguous()
+    if image.mode == "P":
+        # a palette may carry transparency; go through RGBA so Pillow handles it, then drop alpha
+        image = image.convert("RGBA")
+    image = image.convert("L" if channels == 1 else "RGB")
+    array = np.asarray(image, dtype=np.uint8).reshape(image.height, image.width, channels)
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+
+
+def _high_depth_to_uint8(image: Image.Image) -> np.ndarray:
+    """Scale a 16-bit or 32-bit integer (0..65535) or float greyscale image to uint8 H x W."""
+    values = np.asarray(image, dtype=np.float64)
+    if image.mode == "F":
+        low, high = float(values.min()), float(values.max())
+        # floats already in [0, 1] keep their meaning; any other range is stretched to [0, 1]
+        if low < 0.0 or high > 1.0:
+            values = (values - low) / max(high - low, 1e-12)
+    else:
+        values = np.clip(values, 0.0, _UINT16_MAX) / _UINT16_MAX
+    return np.round(np.clip(values, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def save_image(image: torch.Tensor, path: str | os.PathLike) -> Path:
+    """Write a C x H x W image (uint8, or float in [0, 1]; C = 1 or 3) to `path` atomically."""
+    if image.dim() != 3 or image.shape[0] not in (1, 3):
+        raise ValueError(f"expected a C x H x W image with C = 1 or 3, got {tuple(image.shape)}")
+    if image.dtype != torch.uint8:
+        image = (image.detach().float().clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
+    array = image.cpu().permute(1, 2, 0).numpy()
+    pil = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # write beside the target then rename, so a concurrent reader never sees half a file
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    pil.save(partial, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))
+    os.replace(partial, path)
+    return path

@@ -1,0 +1,60 @@
+"""Shared fixtures: Hydra configs composed in-process with outputs under pytest's tmp_path."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+
+os.environ.setdefault("WANDB_MODE", "disabled")
+
+
+def compose_config(name: str, overrides: list[str], output_dir: Path) -> DictConfig:
+    """Compose conf/<name>.yaml as Hydra would, with every output written under `output_dir`."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = compose(name, overrides=overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(output_dir)
+        cfg.hydra.job.num = 0
+        cfg.paths.root_dir = str(ROOT)
+        cfg.paths.output_dir = str(output_dir)
+        cfg.paths.log_dir = str(output_dir)
+        cfg.print_config = False
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+def run_script(script: str, *args: str, cwd: Path, timeout: int = 600):
+    """Run train.py / eval.py from `cwd` as a user would (outputs land there; the sample
+    images are shared with the in-process tests); return the CompletedProcess."""
+    env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONWARNINGS": "ignore"}
+    shared_cache = f"paths.cache_dir={ROOT / '.cache'}"
+    return subprocess.run(
+        [sys.executable, str(ROOT / script), *args, shared_cache],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def compose_train(tmp_path):
+    """compose_train(*overrides) -> train config writing under tmp_path."""
+
+    def _compose(*overrides: str) -> DictConfig:
+        return compose_config("train", list(overrides), tmp_path)
+
+    return _compose

@@ -1,0 +1,234 @@
+"""Hydra end to end: every config composes, fast runs for each mask kind, sweeps, train -> eval."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import hydra
+import numpy as np
+import pytest
+from conftest import CONF, run_script
+from omegaconf import OmegaConf, open_dict
+from PIL import Image
+
+from inpaintlab.training import train
+
+GROUPS_WITH_REQUIRED_ROOT = {("data", "folder"): "data.root", ("mask", "folder"): "mask.root"}
+NOT_COMPOSABLE_ALONE = {"hydra", "local", "paths"}
+
+
+def config_options() -> list[tuple[str, str]]:
+    """(group, option) for every yaml file of every selectable config group."""
+    return [
+        (group.name, option.stem)
+        for group in sorted(CONF.iterdir())
+        if group.is_dir() and group.name not in NOT_COMPOSABLE_ALONE
+        for option in sorted(group.glob("*.yaml"))
+        if option.stem != "base"  # shared keys that the group's other files extend
+    ]
+
+
+def write_images(folder: Path, count: int, size: int = 160, seed: int = 0) -> Path:
+    """Smooth random colour photographs-to-be, as PNG files."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        coarse = Image.fromarray(rng.integers(0, 255, (6, 6, 3), dtype=np.uint8))
+        coarse.resize((size, size), Image.BICUBIC).save(folder / f"img{i:02d}.png")
+    return folder
+
+
+def write_masks(folder: Path, count: int, size: int = 200) -> Path:
+    """White-hole mask files of growing hole size."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        mask = np.zeros((size, size), dtype=np.uint8)
+        mask[20 : 40 + 15 * i, 30 : 60 + 10 * i] = 255
+        Image.fromarray(mask).save(folder / f"mask{i}.png")
+    return folder
+
+
+def required_roots(tmp_path: Path) -> dict[str, str]:
+    return {
+        "data.root": str(write_images(tmp_path / "images", 6)),
+        "mask.root": str(write_masks(tmp_path / "masks", 3)),
+    }
+
+
+@pytest.mark.parametrize(("group", "option"), config_options())
+def test_every_config_composes_and_resolves(compose_train, tmp_path, group, option):
+    overrides = [f"{group}={option}"]
+    if (group, option) in GROUPS_WITH_REQUIRED_ROOT:
+        key = GROUPS_WITH_REQUIRED_ROOT[group, option]
+        overrides.append(f"{key}={required_roots(tmp_path)[key]}")
+    cfg = compose_train(*overrides)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    assert OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+
+
+def test_eval_config_composes(tmp_path):
+    from conftest import compose_config
+
+    cfg = compose_config("eval", ["ckpt_path=x.ckpt"], tmp_path)
+    assert cfg.split == "test"
+
+
+MASK_KINDS = [
+    "center",
+    "boxes",
+    "freeform",
+    "irregular_thin",
+    "irregular_medium",
+    "irregular_thick",
+    "scratches",
+    "mixture",
+    "folder",
+]
+
+
+@pytest.mark.parametrize("mask", MASK_KINDS)
+def test_fast_dev_run_for_each_mask_kind(compose_train, tmp_path, mask):
+    overrides = ["debug=fdr", f"mask={mask}", "model.generator.bottleneck=64"]
+    if mask == "folder":
+        overrides.append(f"mask.root={write_masks(tmp_path / 'masks', 3)}")
+    metrics = train(compose_train(*overrides))
+    assert np.isfinite(metrics["train/g_loss"])
+    assert 0 < metrics["val/psnr/all"] < 100
+
+
+def test_mask_kind_list_covers_every_mask_config():
+    assert sorted(MASK_KINDS) == sorted(p.stem for p in (CONF / "mask").glob("*.yaml"))
+
+
+def last_logged(metrics_csv: Path, key: str) -> float:
+    rows = [r for r in csv.DictReader(open(metrics_csv)) if r.get(key)]
+    return float(rows[-1][key])
+
+
+def test_train_then_eval_reproduces_the_logged_validation_psnr(tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_script(
+        "train.py",
+        "debug=limit",
+        "trainer.max_epochs=1",
+        "model.generator.bottleneck=64",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    for artifact in ("checkpoints/last.ckpt", "checkpoints/best.ckpt", "checkpoints/config.yaml"):
+        assert (run_dir / artifact).is_file(), artifact
+    assert list((run_dir / "samples").glob("*.png"))
+    logged = last_logged(run_dir / "csv" / "metrics.csv", "val/psnr/all")
+
+    eval_dir = tmp_path / "eval"
+    result = run_script(
+        "eval.py",
+        f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
+        "split=val",
+        "trainer.limit_val_batches=2",
+        f"hydra.run.dir={eval_dir}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    evaluated = json.loads((eval_dir / "metrics.json").read_text())["bins"]["all"]["psnr"]
+    assert evaluated == pytest.approx(logged, abs=1e-4)
+    rows = list(csv.DictReader(open(eval_dir / "metrics.csv")))
+    assert rows[0]["bin"] == "all" and int(rows[0]["count"]) > 0
+
+
+def test_multirun_gives_each_job_its_own_folder_and_logs(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    result = run_script(
+        "train.py",
+        "-m",
+        "debug=limit",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=1",
+        "trainer.limit_val_batches=1",
+        "model.generator.bottleneck=64",
+        "mask=center,freeform",
+        f"hydra.sweep.dir={sweep_dir}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = sorted(p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit())
+    assert [p.name for p in jobs] == ["0", "1"]
+    for job in jobs:
+        assert (job / "csv" / "metrics.csv").is_file()
+        assert (job / "train.log").is_file()
+        saved = OmegaConf.load(job / "checkpoints" / "config.yaml")
+        assert saved.mask._target_.endswith("CenterBoxMask" if job.name == "0" else "FreeFormMask")
+
+
+def assert_one_line_error(result, *fragments: str) -> None:
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.strip().splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, result.stderr[-3000:]
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_corrupt_image_in_data_folder_is_named(tmp_path):
+    images = write_images(tmp_path / "images", 6)
+    (images / "img03.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
+    result = run_script(
+        "train.py",
+        "debug=fdr",
+        "data=folder",
+        f"data.root={images}",
+        "data.source.val_fraction=0.5",
+        cwd=tmp_path,
+    )
+    assert_one_line_error(result, "img03.png")
+
+
+def test_empty_data_folder_is_reported(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = run_script(
+        "train.py", "debug=fdr", "data=folder", f"data.root={tmp_path / 'empty'}", cwd=tmp_path
+    )
+    assert_one_line_error(result, "no images")
+
+
+def test_missing_data_root_is_reported(tmp_path):
+    result = run_script("train.py", "debug=fdr", "data=folder", cwd=tmp_path)
+    assert_one_line_error(result, "data.root")
+
+
+def test_unknown_config_key_is_reported(tmp_path):
+    result = run_script("train.py", "debug=fdr", "model.no_such_key=1", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "no_such_key" in result.stderr.splitlines()[0]
+
+
+def test_unknown_added_key_is_reported(tmp_path):
+    result = run_script("train.py", "debug=fdr", "+model.no_such_key=1", cwd=tmp_path)
+    assert_one_line_error(result, "no_such_key")
+
+
+def test_missing_checkpoint_is_reported(tmp_path):
+    result = run_script("eval.py", f"ckpt_path={tmp_path / 'nope.ckpt'}", cwd=tmp_path)
+    assert_one_line_error(result, "nope.ckpt", "does not exist")
+
+
+def test_foreign_checkpoint_is_reported(tmp_path):
+    import torch
+
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"state_dict": {}}, foreign)
+    result = run_script("eval.py", f"ckpt_path={foreign}", cwd=tmp_path)
+    assert_one_line_error(result, "not written by inpaintlab")
+
+
+def test_instantiated_mask_configs_are_generators(compose_train, tmp_path):
+    from inpaintlab.data.masks import MaskGenerator
+
+    roots = required_roots(tmp_path)
+    for mask in MASK_KINDS:
+        extra = [f"mask.root={roots['mask.root']}"] if mask == "folder" else []
+        cfg = compose_train(f"mask={mask}", *extra)
+        assert isinstance(hydra.utils.instantiate(cfg.mask), MaskGenerator)

@@ -104,7 +104,7 @@ def test_mask_kind_list_covers_every_mask_config():
 
 
 def last_logged(metrics_csv: Path, key: str) -> float:
-    rows = [r for r in csv.DictReader(open(metrics_csv)) if r.get(key)]
+    rows = [r for r in csv.DictReader(metrics_csv.read_text().splitlines()) if r.get(key)]
     return float(rows[-1][key])
 
 
@@ -136,7 +136,7 @@ def test_train_then_eval_reproduces_the_logged_validation_psnr(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     evaluated = json.loads((eval_dir / "metrics.json").read_text())["bins"]["all"]["psnr"]
     assert evaluated == pytest.approx(logged, abs=1e-4)
-    rows = list(csv.DictReader(open(eval_dir / "metrics.csv")))
+    rows = list(csv.DictReader((eval_dir / "metrics.csv").read_text().splitlines()))
     assert rows[0]["bin"] == "all" and int(rows[0]["count"]) > 0
 
 

@@ -8,10 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
+
+from inpaintlab.runtime import compose_outside_hydra
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -20,18 +19,10 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 
 
 def compose_config(name: str, overrides: list[str], output_dir: Path) -> DictConfig:
-    """Compose conf/<name>.yaml as Hydra would, with every output written under `output_dir`."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(CONF), version_base="1.3"):
-        cfg = compose(name, overrides=overrides, return_hydra_config=True)
+    """Compose conf/<name>.yaml as Hydra would, quietly, with outputs under `output_dir`."""
+    cfg = compose_outside_hydra(CONF, name, overrides, output_dir)
     with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(output_dir)
-        cfg.hydra.job.num = 0
-        cfg.paths.root_dir = str(ROOT)
-        cfg.paths.output_dir = str(output_dir)
-        cfg.paths.log_dir = str(output_dir)
         cfg.print_config = False
-    HydraConfig.instance().set_config(cfg)
     return cfg
 
 

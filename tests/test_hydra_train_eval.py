@@ -140,6 +140,35 @@ def test_train_then_eval_reproduces_the_logged_validation_psnr(tmp_path):
     assert rows[0]["bin"] == "all" and int(rows[0]["count"]) > 0
 
 
+def test_resume_continues_from_the_saved_epoch(tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    common = ["debug=limit", "trainer.limit_train_batches=1", "trainer.limit_val_batches=1"]
+    result = run_script(
+        "train.py", *common, "trainer.max_epochs=1", f"hydra.run.dir={first}", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_script(
+        "train.py",
+        *common,
+        "trainer.max_epochs=2",
+        f"ckpt_path={first / 'checkpoints' / 'last.ckpt'}",
+        f"hydra.run.dir={second}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = csv.DictReader((second / "csv" / "metrics.csv").read_text().splitlines())
+    assert {row["epoch"] for row in rows} == {"1"}
+
+
+def test_a_new_run_never_overwrites_checkpoints(tmp_path):
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"precious")
+    result = run_script("train.py", "debug=limit", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert_one_line_error(result, "already holds checkpoints")
+    assert (run_dir / "checkpoints" / "last.ckpt").read_bytes() == b"precious"
+
+
 def test_multirun_gives_each_job_its_own_folder_and_logs(tmp_path):
     sweep_dir = tmp_path / "sweep"
     result = run_script(

@@ -12,7 +12,10 @@ import hydra
 import pytorch_lightning as pl
 import rich.syntax
 import rich.tree
-from omegaconf import DictConfig, OmegaConf
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf import errors as omegaconf_errors
 from pytorch_lightning.loggers import Logger
 from pytorch_lightning.utilities import rank_zero_only
@@ -61,14 +64,18 @@ def instantiate_list(cfg: DictConfig | None) -> list[Any]:
 
 
 def close_loggers(loggers: Sequence[Logger]) -> None:
-    """Flush and close loggers; wandb needs an explicit finish or the next multirun job hangs."""
+    """Flush and close loggers; wandb needs an explicit finish or the next multirun job hangs.
+
+    Called from a `finally` block: while an error propagates, the runs are closed as failed.
+    """
+    failed = sys.exc_info()[1] is not None
     for logger in loggers:
-        logger.finalize("success")
+        logger.finalize("failed" if failed else "success")
     if "wandb" in sys.modules:
         import wandb
 
         if wandb.run is not None:
-            wandb.finish()
+            wandb.finish(exit_code=int(failed))
 
 
 def one_line(error: BaseException) -> str:
@@ -116,3 +123,21 @@ def seed_everything(seed: int | None) -> None:
     """Seed python, numpy and torch (all ranks) when a seed is configured."""
     if seed is not None:
         pl.seed_everything(seed, workers=True)
+
+
+def compose_outside_hydra(
+    config_dir: Path, name: str, overrides: list[str], output_dir: Path
+) -> DictConfig:
+    """Compose conf/<name>.yaml as @hydra.main would, for tests and tools that run outside it:
+    `paths.root_dir` is the folder holding conf/, and every output goes under `output_dir`."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(config_dir), version_base="1.3"):
+        cfg = compose(name, overrides=overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(output_dir)
+        cfg.hydra.job.num = 0
+        cfg.paths.root_dir = str(Path(config_dir).parent)
+        cfg.paths.output_dir = str(output_dir)
+        cfg.paths.log_dir = str(output_dir)
+    HydraConfig.instance().set_config(cfg)
+    return cfg

@@ -82,15 +82,16 @@ class ContextEncoderModule(InpaintingModule):
                 self.discriminator(real), self.discriminator(pred.detach())
             )
             self.step_optimizer(opt_d, d_loss)
-            self.log("train/d_loss", d_loss, prog_bar=True)
+            self.log("train/d_loss", d_loss, on_epoch=True)
         rec_loss = context_encoder_l2(pred, real, weight)
         g_loss = self.loss_weights["reconstruction_weight"] * rec_loss
         if use_adversarial:
             adv_loss = self.adversarial.generator_loss(self.discriminator(pred))
             g_loss = g_loss + self.loss_weights["adversarial_weight"] * adv_loss
-            self.log("train/g_adv", adv_loss)
+            self.log("train/g_adv", adv_loss, on_epoch=True)
         self.step_optimizer(opt_g, g_loss)
-        self.log_dict({"train/g_loss": g_loss, "train/rec_loss": rec_loss}, prog_bar=True)
+        self.log("train/g_loss", g_loss, on_epoch=True, prog_bar=True)
+        self.log("train/rec_loss", rec_loss, on_epoch=True)
 
     def _targets(self, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """What the generator must reproduce, and the per-pixel L2 weight."""

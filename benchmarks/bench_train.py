@@ -1,0 +1,104 @@
+"""Context Encoder training throughput (images/second) and peak memory, fp32 and bf16-mixed.
+
+Usage: python benchmarks/bench_train.py [--batch 16] [--steps 20] [--device cpu|cuda]
+Runs the real pipeline (sample data, masks and augmentation on the device, manual GAN steps)
+for each setting x bottleneck x precision and times the training steps after a warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import multiprocessing
+import tempfile
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from common import compose_train, describe_machine, peak_memory_mib
+
+from inpaintlab.training import build_datamodule, build_model, resolve_auto_setting
+
+
+class StepTimer(pl.Callback):
+    """Wall time of training steps after `warmup` steps (synchronised on CUDA)."""
+
+    def __init__(self, warmup: int) -> None:
+        self.warmup, self.elapsed, self.images, self._start = warmup, 0.0, 0, 0.0
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        self._sync(module)
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        self._sync(module)
+        if trainer.global_step > self.warmup:
+            self.elapsed += time.perf_counter() - self._start
+            self.images += batch["image"].shape[0]
+
+    @staticmethod
+    def _sync(module: pl.LightningModule) -> None:
+        if module.device.type == "cuda":
+            torch.cuda.synchronize(module.device)
+
+
+def images_per_second(overrides: list[str], device: str, warmup: int, steps: int, tmp: Path):
+    """Train for warmup + steps steps with `overrides`; return (images/s, peak MiB)."""
+    cfg = compose_train(overrides, tmp)
+    resolve_auto_setting(cfg)
+    timer = StepTimer(warmup)
+    trainer = pl.Trainer(
+        accelerator="gpu" if device.startswith("cuda") else "cpu",
+        devices=1,
+        precision=cfg.trainer.precision,
+        max_steps=warmup + steps,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer],
+    )
+    trainer.fit(build_model(cfg), datamodule=build_datamodule(cfg, cfg.data, cfg.mask, True))
+    return timer.images / timer.elapsed, peak_memory_mib(device)
+
+
+def in_fresh_process(overrides: list[str], args: argparse.Namespace) -> tuple[float, float]:
+    """Run one case in its own process, so that its peak memory is its own."""
+    with tempfile.TemporaryDirectory() as tmp, multiprocessing.get_context("spawn").Pool(1) as pool:
+        job = (overrides, args.device, args.warmup, args.steps, Path(tmp))
+        return pool.apply(images_per_second, job)
+
+
+def main() -> None:
+    """Parse arguments, print the machine and one line per configuration."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    print(describe_machine(args.device))
+    print(f"Context Encoder, sample data, {args.size} px, batch {args.batch}, {args.steps} steps")
+    print("setting        bottleneck  precision    throughput  peak memory (GPU allocated or RSS)")
+    cases = itertools.product(
+        ("center", "random_region"), ("channel_fc", "conv"), ("32-true", "bf16-mixed")
+    )
+    for setting, bottleneck, precision in cases:
+        mask = "center" if setting == "center" else "freeform"
+        overrides = [
+            f"mask={mask}",
+            f"model.setting={setting}",
+            f"model.generator.bottleneck_type={bottleneck}",
+            f"trainer.precision={precision}",
+            f"data.batch_size={args.batch}",
+            f"data.image_size={args.size}",
+        ]
+        rate, peak = in_fresh_process(overrides, args)
+        print(f"{setting:14s} {bottleneck:11s} {precision:11s} {rate:8.1f} img/s  {peak:6.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

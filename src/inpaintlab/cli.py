@@ -45,6 +45,14 @@ def preview_masks(args: argparse.Namespace) -> int:
     return 0
 
 
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Argument parser with one sub-command per tool."""
     parser = argparse.ArgumentParser(prog="inpaintlab", description=__doc__)
@@ -57,9 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     masks.add_argument(
         "--out", default="masks_preview.png", help="PNG to write (default: %(default)s)"
     )
-    masks.add_argument("--size", type=int, default=256, help="mask height and width in pixels")
-    masks.add_argument("--rows", type=int, default=4)
-    masks.add_argument("--cols", type=int, default=8)
+    masks.add_argument(
+        "--size", type=positive_int, default=256, help="mask height and width in pixels"
+    )
+    masks.add_argument("--rows", type=positive_int, default=4)
+    masks.add_argument("--cols", type=positive_int, default=8)
     masks.add_argument("--seed", type=int, default=0)
     masks.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     masks.add_argument("--config-dir", default=None, help="Hydra config folder (default: ./conf)")
@@ -73,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except Exception as error:
-        user_error = as_user_error(error) or (error if isinstance(error, InpaintlabError) else None)
+        user_error = as_user_error(error)
         if user_error is None:
             raise
         print(f"error: {one_line(user_error)}", file=sys.stderr)

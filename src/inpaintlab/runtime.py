@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -63,12 +64,19 @@ def instantiate_list(cfg: DictConfig | None) -> list[Any]:
     return [hydra.utils.instantiate(entry) for entry in cfg.values() if "_target_" in entry]
 
 
-def close_loggers(loggers: Sequence[Logger]) -> None:
-    """Flush and close loggers; wandb needs an explicit finish or the next multirun job hangs.
+@contextmanager
+def loggers_closed_at_exit(loggers: Sequence[Logger]) -> Iterator[None]:
+    """Close `loggers` when the block ends; a block that raises closes them as failed runs."""
+    try:
+        yield
+    except BaseException:
+        close_loggers(loggers, failed=True)
+        raise
+    close_loggers(loggers, failed=False)
 
-    Called from a `finally` block: while an error propagates, the runs are closed as failed.
-    """
-    failed = sys.exc_info()[1] is not None
+
+def close_loggers(loggers: Sequence[Logger], failed: bool) -> None:
+    """Flush and close loggers; wandb needs an explicit finish or the next multirun job hangs."""
     for logger in loggers:
         logger.finalize("failed" if failed else "success")
     if "wandb" in sys.modules:
@@ -90,9 +98,18 @@ def one_line(error: BaseException) -> str:
 
 
 def as_user_error(error: Exception) -> InpaintlabError | None:
-    """Translate config-library errors about user input into one-line ConfigErrors."""
+    """Translate config-library errors about user input (composition, overrides, missing or
+    unknown keys) into one-line ConfigErrors; None for anything else."""
     if isinstance(error, InpaintlabError):
         return error
+    if isinstance(error, hydra.errors.MissingConfigException) and error.options:
+        group, _, name = error.missing_cfg_file.rpartition("/")
+        options = ", ".join(error.options)
+        return ConfigError(f"there is no {group} config {name!r}: choose one of {options}")
+    if isinstance(error, hydra.errors.OverrideParseException):
+        return ConfigError(f"cannot parse the override {error.override!r}: {one_line(error)}")
+    if isinstance(error, hydra.errors.ConfigCompositionException):
+        return ConfigError(" ".join(str(error).split()))
     if isinstance(error, omegaconf_errors.MissingMandatoryValue):
         key = getattr(error, "full_key", "") or "a value"
         return ConfigError(f"{key} is required: pass {key}=... on the command line")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +16,15 @@ from inpaintlab.checkpoint import read_checkpoint
 from inpaintlab.errors import ConfigError
 from inpaintlab.models.base import InpaintingModule
 from inpaintlab.runtime import (
-    close_loggers,
     instantiate_list,
+    loggers_closed_at_exit,
     print_config_tree,
     save_config,
     seed_everything,
 )
 
 log = logging.getLogger("inpaintlab")
+CHECKPOINT_DIR_WARNING = r"Checkpoint directory .* exists and is not empty"
 
 CENTER_MASK = "inpaintlab.data.masks.CenterBoxMask"
 
@@ -75,6 +77,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.ckpt_path:
         read_checkpoint(cfg.ckpt_path)
     refuse_to_overwrite(ckpt_dir, resuming=bool(cfg.ckpt_path))
+    # config.yaml sits in the checkpoint folder before fitting starts; runs that would really
+    # overwrite checkpoints were refused just above, so Lightning's warning is noise
+    warnings.filterwarnings("ignore", message=CHECKPOINT_DIR_WARNING)
     if cfg.print_config:
         print_config_tree(cfg, output_dir / "config_tree.log")
     datamodule = build_datamodule(cfg, cfg.data, cfg.mask, train=True)
@@ -87,15 +92,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     config_path = (ckpt_dir or output_dir) / "config.yaml"
     if trainer.is_global_zero:
         save_config(cfg, config_path)
-    try:
+    with loggers_closed_at_exit(loggers):
         for logger in loggers:
             logger.log_hyperparams(model.run_config)
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
         if cfg.test:
             best = trainer.checkpoint_callback.best_model_path if ckpt_dir else None
             trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
-    finally:
-        close_loggers(loggers)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if trainer.is_global_zero:
         report_artifacts(trainer, output_dir, config_path)

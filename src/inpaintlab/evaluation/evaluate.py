@@ -17,7 +17,12 @@ from inpaintlab.checkpoint import model_from_checkpoint, read_checkpoint
 from inpaintlab.errors import ConfigError
 from inpaintlab.evaluation.bins import BIN_NAMES
 from inpaintlab.models.base import CHECKPOINT_KEY
-from inpaintlab.runtime import close_loggers, instantiate_list, print_config_tree, save_config
+from inpaintlab.runtime import (
+    instantiate_list,
+    loggers_closed_at_exit,
+    print_config_tree,
+    save_config,
+)
 from inpaintlab.training import build_datamodule
 
 SPLITS = ("val", "test")
@@ -103,11 +108,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     trainer: pl.Trainer = hydra.utils.instantiate(
         cfg.trainer, logger=loggers or False, callbacks=[]
     )
-    try:
+    with loggers_closed_at_exit(loggers):
         run_split = trainer.validate if cfg.split == "val" else trainer.test
         run_split(model, datamodule=datamodule)
-    finally:
-        close_loggers(loggers)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     table = metrics_table(metrics, cfg.split)
     meta = {"checkpoint": str(Path(cfg.ckpt_path).resolve()), "split": cfg.split}

@@ -119,15 +119,19 @@ class InpaintingModule(pl.LightningModule):
         metrics.reset()
         self.log_dict({f"{split}/{key}": value for key, value in values.items()}, sync_dist=False)
 
+    def logged_step(self) -> int:
+        """The step loggers record metrics at: training batches, not optimiser steps (a GAN
+        batch steps two optimisers), so images line up with the scores they belong to."""
+        return self.trainer.fit_loop.epoch_loop._batches_that_stepped
+
     def _write_samples(self, samples: dict[str, Tensor]) -> None:
         grid = sample_grid(samples["image"], samples["mask"], samples["pred"])
+        step = self.logged_step()
         if self.trainer.is_global_zero:
             folder = Path(self.trainer.default_root_dir) / "samples"
-            save_grid(
-                grid, folder / f"epoch{self.current_epoch:03d}_step{self.global_step:06d}.png"
-            )
+            save_grid(grid, folder / f"epoch{self.current_epoch:03d}_step{step:06d}.png")
         for logger in self.loggers:
-            log_image(logger, "val/samples", grid, self.global_step)
+            log_image(logger, "val/samples", grid, step)
 
 
 def log_image(logger: pl.loggers.Logger, key: str, grid: Tensor, step: int) -> None:

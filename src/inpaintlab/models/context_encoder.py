@@ -45,7 +45,8 @@ class ContextEncoderModule(InpaintingModule):
         if setting not in SETTINGS:
             raise ConfigError(f"model.setting={setting!r} is not one of {', '.join(SETTINGS)}")
         super().__init__(optimizer, num_samples=num_samples, channels_last=channels_last)
-        self.save_hyperparameters()
+        # the run config (all groups) is logged once by the training task, not these again
+        self.save_hyperparameters(logger=False)
         self.setting = setting
         output = "center" if setting == "center" else "full"
         self.generator = hydra.utils.instantiate(generator, output=output)

@@ -1,0 +1,213 @@
+"""CSV, TensorBoard and wandb (offline) logging of short real runs, single runs and multiruns."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import wandb
+from conftest import run_script
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from wandb.proto import wandb_internal_pb2
+
+from inpaintlab.models.context_encoder import ContextEncoderModule
+from inpaintlab.training import train
+
+SHORT_RUN = (
+    "debug=limit",
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=2",
+    "trainer.limit_val_batches=1",
+    "model.generator.bottleneck_type=channel_fc",
+    "data.image_size=64",
+    "model.generator.base_channels=16",
+    "model.generator.bottleneck=64",
+    "model.discriminator.base_channels=16",
+)
+MODEL_TARGET = "inpaintlab.models.context_encoder.ContextEncoderModule"
+TRAIN_LOSSES = ("train/g_loss_epoch", "train/d_loss_epoch", "train/rec_loss_epoch")
+
+# A .wandb file is a leveldb-style log: a 7-byte file header, then 32 KiB blocks of chunks, each
+# with a 7-byte header (crc32, length, type); a record is one FULL chunk or FIRST..MIDDLE..LAST.
+WANDB_BLOCK = 32768
+CHUNK_HEADER = struct.Struct("<IHB")
+FULL, LAST = 1, 4
+FILE_HEADER = 7
+
+
+def wandb_records(run: Path) -> list[wandb_internal_pb2.Record]:
+    """Every record of the offline run folder `run` (what `wandb sync` would upload)."""
+    (path,) = run.glob("run-*.wandb")
+    data = path.read_bytes()
+    assert data.startswith(b":W&B")
+    records, pending, pos = [], b"", FILE_HEADER
+    while pos + CHUNK_HEADER.size <= len(data):
+        if WANDB_BLOCK - pos % WANDB_BLOCK < CHUNK_HEADER.size:
+            pos += WANDB_BLOCK - pos % WANDB_BLOCK
+            continue
+        _, length, kind = CHUNK_HEADER.unpack_from(data, pos)
+        pending += data[pos + CHUNK_HEADER.size : pos + CHUNK_HEADER.size + length]
+        pos += CHUNK_HEADER.size + length
+        if kind in (FULL, LAST):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            records.append(record)
+            pending = b""
+    return records
+
+
+def of_type(records: list, name: str) -> list:
+    """The payloads of the records of one kind (config, history, exit, ...)."""
+    return [getattr(r, name) for r in records if r.WhichOneof("record_type") == name]
+
+
+def as_dict(items) -> dict:
+    """Decode wandb's (possibly nested) key / JSON value items into a nested dict."""
+    decoded: dict = {}
+    for item in items:
+        *parents, key = item.nested_key or [item.key]
+        node = decoded
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[key] = json.loads(item.value_json)
+    return decoded
+
+
+def synced_config(records: list) -> dict:
+    """The run config as wandb holds it."""
+    return as_dict(item for config in of_type(records, "config") for item in config.update)
+
+
+def history(records: list) -> list[dict]:
+    """The logged rows, one dict per wandb step."""
+    return [as_dict(row.item) for row in of_type(records, "history")]
+
+
+def offline_run(save_dir: Path) -> Path:
+    """The only offline wandb run under `save_dir`."""
+    (run,) = (save_dir / "wandb").glob("offline-run-*")
+    return run
+
+
+def assert_samples_beside_validation_scores(rows: list[dict], run: Path) -> None:
+    """The sample grid PNG exists and is logged at the step of the validation PSNR."""
+    samples = [row for row in rows if "val/samples" in row]
+    scores = [row for row in rows if "val/psnr/all" in row]
+    assert samples and scores
+    assert samples[-1]["trainer/global_step"] == scores[-1]["trainer/global_step"]
+    (png,) = samples[-1]["val/samples"]["filenames"]
+    assert png.startswith("media/images/") and (run / "files" / png).is_file()
+
+
+@pytest.fixture
+def offline_wandb(monkeypatch, tmp_path):
+    """wandb in offline mode, writing its caches under tmp_path (never $HOME or the repo)."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    for name in ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR"):
+        folder = tmp_path / "wandb_home" / name.lower()
+        folder.mkdir(parents=True)
+        monkeypatch.setenv(name, str(folder))
+    yield
+    if wandb.run is not None:  # a failed test must not leave its run to the next one
+        wandb.finish()
+
+
+def test_wandb_offline_run_holds_config_metrics_and_samples(offline_wandb, compose_train, tmp_path):
+    train(compose_train("logger=wandb", *SHORT_RUN))
+    assert wandb.run is None
+    run = offline_run(tmp_path)
+    records = wandb_records(run)
+    config = synced_config(records)
+    assert config["model"]["_target_"] == MODEL_TARGET
+    assert config["mask"]["_target_"].endswith("CenterBoxMask")
+    assert config["trainer"]["limit_train_batches"] == 2
+    rows = history(records)
+    assert any(0 < row.get("val/psnr/all", 0) < 100 for row in rows)
+    assert all(any(key in row for row in rows) for key in TRAIN_LOSSES)
+    assert_samples_beside_validation_scores(rows, run)
+    (grid,) = (run / "files" / "media" / "images").rglob("*.png")
+    assert Image.open(grid).size == Image.open(next((tmp_path / "samples").glob("*.png"))).size
+    (finished,) = of_type(records, "exit")
+    assert finished.exit_code == 0
+
+
+def test_tensorboard_events_hold_samples_and_psnr(compose_train, tmp_path):
+    train(compose_train("logger=tensorboard", *SHORT_RUN))
+    (events,) = (tmp_path / "tensorboard").glob("events.out.tfevents.*")
+    accumulator = EventAccumulator(str(events))
+    accumulator.Reload()
+    (image,) = accumulator.Images("val/samples")
+    (psnr,) = accumulator.Scalars("val/psnr/all")
+    assert image.step == psnr.step
+    assert 0 < psnr.value < 100
+    logged = np.asarray(Image.open(io.BytesIO(image.encoded_image_string)).convert("RGB"))
+    (saved,) = (tmp_path / "samples").glob("*.png")
+    expected = np.asarray(Image.open(saved).convert("RGB")).astype(int)
+    assert np.abs(logged.astype(int) - expected).max() <= 1  # TensorBoard truncates, PNG rounds
+
+
+def test_csv_metrics_hold_validation_psnr_and_train_losses(compose_train, tmp_path):
+    metrics = train(compose_train("logger=csv", *SHORT_RUN))
+    rows = list(csv.DictReader((tmp_path / "csv" / "metrics.csv").read_text().splitlines()))
+    psnr = [float(row["val/psnr/all"]) for row in rows if row["val/psnr/all"]]
+    assert psnr == [pytest.approx(metrics["val/psnr/all"])]
+    for key in TRAIN_LOSSES:
+        assert [np.isfinite(float(row[key])) for row in rows if row[key]] == [True]
+
+
+def test_many_loggers_together(offline_wandb, compose_train, tmp_path):
+    train(compose_train("logger=many", *SHORT_RUN))
+    assert wandb.run is None
+    assert "val/psnr/all" in (tmp_path / "csv" / "metrics.csv").read_text().splitlines()[0]
+    accumulator = EventAccumulator(str(tmp_path / "tensorboard"))
+    accumulator.Reload()
+    assert {"val/psnr/all", "train/g_loss_epoch"} <= set(accumulator.Tags()["scalars"])
+    assert accumulator.Tags()["images"] == ["val/samples"]
+    run = offline_run(tmp_path)
+    assert_samples_beside_validation_scores(history(wandb_records(run)), run)
+
+
+def test_wandb_run_is_closed_as_failed_when_training_fails(
+    offline_wandb, compose_train, tmp_path, monkeypatch
+):
+    def fail(self, batch, batch_idx):
+        assert wandb.run is not None  # the failure comes after the run was opened
+        raise RuntimeError("injected failure")
+
+    monkeypatch.setattr(ContextEncoderModule, "training_step", fail)
+    with pytest.raises(RuntimeError, match="injected failure"):
+        train(compose_train("logger=wandb", *SHORT_RUN))
+    assert wandb.run is None
+    (finished,) = of_type(wandb_records(offline_run(tmp_path)), "exit")
+    assert finished.exit_code != 0
+
+
+def test_multirun_jobs_each_get_their_own_wandb_run(offline_wandb, tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    result = run_script(
+        "train.py",
+        "-m",
+        "logger=wandb",
+        "logger.wandb.offline=true",  # run_script sets WANDB_MODE=disabled; offline overrides it
+        *SHORT_RUN,
+        "trainer.limit_train_batches=1",
+        "mask=center,freeform",
+        f"hydra.sweep.dir={sweep_dir}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = [offline_run(sweep_dir / job) for job in ("0", "1")]
+    assert runs[0].name.split("-")[-1] != runs[1].name.split("-")[-1]
+    for run, mask in zip(runs, ("CenterBoxMask", "FreeFormMask"), strict=True):
+        records = wandb_records(run)
+        assert synced_config(records)["mask"]["_target_"].endswith(mask)
+        assert any("val/psnr/all" in row for row in history(records))
+        assert [r.exit_code for r in of_type(records, "exit")] == [0]
+    assert not list((tmp_path / "wandb").glob("*run-*")), "a run escaped its job folder"

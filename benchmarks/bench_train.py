@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import multiprocessing
+import json
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -66,9 +68,19 @@ def images_per_second(overrides: list[str], device: str, warmup: int, steps: int
 
 def in_fresh_process(overrides: list[str], args: argparse.Namespace) -> tuple[float, float]:
     """Run one case in its own process, so that its peak memory is its own."""
-    with tempfile.TemporaryDirectory() as tmp, multiprocessing.get_context("spawn").Pool(1) as pool:
-        job = (overrides, args.device, args.warmup, args.steps, Path(tmp))
-        return pool.apply(images_per_second, job)
+    case = [f"--device={args.device}", f"--warmup={args.warmup}", f"--steps={args.steps}"]
+    command = [sys.executable, __file__, *case, "--case", json.dumps(overrides)]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"case {overrides} failed:\n{result.stderr[-2000:]}")
+    return tuple(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def run_case(overrides: list[str], args: argparse.Namespace) -> None:
+    """The child's side of `in_fresh_process`: print [images/s, peak MiB] as JSON."""
+    with tempfile.TemporaryDirectory() as tmp:
+        rate, peak = images_per_second(overrides, args.device, args.warmup, args.steps, Path(tmp))
+    print(json.dumps([rate, peak]))
 
 
 def main() -> None:
@@ -79,7 +91,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--case", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.case:
+        return run_case(json.loads(args.case), args)
     print(describe_machine(args.device))
     print(f"Context Encoder, sample data, {args.size} px, batch {args.batch}, {args.steps} steps")
     print("setting        bottleneck  precision    throughput  peak memory (GPU allocated or RSS)")

@@ -118,7 +118,7 @@ def report_artifacts(trainer: pl.Trainer, output_dir: Path, config_path: Path) -
     samples = sorted((output_dir / "samples").glob("*.png"))
     if samples:
         rows["latest sample grid"] = samples[-1]
-    console = Console()
+    console = Console(soft_wrap=True)
     console.print(f"[bold]Run folder[/bold] {output_dir}")
     for name, path in rows.items():
         if path:

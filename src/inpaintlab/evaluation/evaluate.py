@@ -116,5 +116,5 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     meta = {"checkpoint": str(Path(cfg.ckpt_path).resolve()), "split": cfg.split}
     print_table(table, f"{cfg.split} metrics of {cfg.ckpt_path}")
     for path in write_results(table, meta, output_dir):
-        Console().print(f"  wrote {path}")
+        Console(soft_wrap=True).print(f"  wrote {path}")
     return {"table": table, **meta}

@@ -261,3 +261,34 @@ def test_instantiated_mask_configs_are_generators(compose_train, tmp_path):
         extra = [f"mask.root={roots['mask.root']}"] if mask == "folder" else []
         cfg = compose_train(f"mask={mask}", *extra)
         assert isinstance(hydra.utils.instantiate(cfg.mask), MaskGenerator)
+
+
+def test_greyscale_images_train_end_to_end(compose_train):
+    metrics = train(compose_train("debug=fdr", "data.channels=1", "mask=freeform"))
+    assert 0 < metrics["val/psnr/all"] < 100
+
+
+def test_overfit_debug_config_runs(compose_train):
+    metrics = train(compose_train("debug=overfit", "trainer.max_epochs=2", "data.batch_size=4"))
+    assert np.isfinite(metrics["train/g_loss_epoch"])
+
+
+def test_predict_returns_composites_that_keep_known_pixels(compose_train):
+    import pytorch_lightning as pl
+    import torch
+
+    from inpaintlab.training import build_datamodule, build_model, resolve_auto_setting
+
+    cfg = compose_train("mask=freeform", "data.num_workers=0", "data.batch_size=4")
+    resolve_auto_setting(cfg)
+    datamodule = build_datamodule(cfg, cfg.data, cfg.mask, train=False)
+    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False)
+    outputs = trainer.predict(build_model(cfg).eval(), datamodule=datamodule)
+    datamodule.setup("predict")
+    originals = torch.stack([item["image"] for item in datamodule.dataset("test")]).float() / 255
+    composites = torch.cat([out["composite"] for out in outputs])
+    masks = torch.cat([out["mask"] for out in outputs])
+    assert composites.shape == originals.shape
+    known = ~masks.bool().expand_as(originals)
+    assert torch.equal(composites[known], originals[known])
+    assert masks.sum() > 0 and not torch.equal(composites, originals)

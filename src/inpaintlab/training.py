@@ -110,7 +110,9 @@ def report_artifacts(trainer: pl.Trainer, output_dir: Path, config_path: Path) -
     rows = {"config": config_path}
     checkpointing = trainer.checkpoint_callback
     if checkpointing is not None:
-        rows["last checkpoint"] = checkpointing.last_model_path
+        # read from disk: under ddp_spawn the main process's callback never saw the last save
+        last = Path(checkpointing.dirpath) / f"{checkpointing.CHECKPOINT_NAME_LAST}.ckpt"
+        rows["last checkpoint"] = last if last.is_file() else ""
         rows["best checkpoint (val PSNR)"] = checkpointing.best_model_path
     for logger in trainer.loggers:
         if isinstance(logger, pl.loggers.CSVLogger):

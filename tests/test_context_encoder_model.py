@@ -1,16 +1,13 @@
 """The Context Encoder LightningModule: compositing, settings, optimiser steps, learning."""
 
 import pytest
-import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from helpers import SIZE, fit, smooth_images
 
 from inpaintlab.errors import ConfigError
 from inpaintlab.losses.reconstruction import context_encoder_l2
 from inpaintlab.models.base import composite
 from inpaintlab.models.context_encoder import ContextEncoderModule
-
-SIZE = 64
 
 
 def make_module(setting="center", adversarial_weight=0.001, lr=2e-4) -> ContextEncoderModule:
@@ -45,42 +42,11 @@ def make_module(setting="center", adversarial_weight=0.001, lr=2e-4) -> ContextE
     )
 
 
-def smooth_images(n: int, seed: int = 0) -> torch.Tensor:
-    """Low-frequency random colour images: learnable structure, not noise."""
-    g = torch.Generator().manual_seed(seed)
-    coarse = torch.rand(n, 3, 4, 4, generator=g)
-    return torch.nn.functional.interpolate(coarse, size=SIZE, mode="bicubic").clamp(0, 1)
-
-
 def center_mask(n: int) -> torch.Tensor:
     """The paper's hole: the 64 px centre patch of a 128 image minus a 4 px band, scaled."""
     mask = torch.zeros(n, 1, SIZE, SIZE)
     mask[..., 20:44, 20:44] = 1  # patch is 16..47 at 64 px, 4 px band kept known
     return mask
-
-
-class FixedBatches(Dataset):
-    def __init__(self, batch: dict, steps: int):
-        self.batch, self.steps = batch, steps
-
-    def __len__(self):
-        return self.steps
-
-    def __getitem__(self, index):
-        return self.batch
-
-
-def fit(module, batch, steps):
-    trainer = pl.Trainer(
-        max_steps=steps,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        accelerator="cpu",
-    )
-    trainer.fit(module, DataLoader(FixedBatches(batch, steps), batch_size=None))
 
 
 def test_composite_keeps_known_pixels_bit_exact():

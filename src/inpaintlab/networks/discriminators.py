@@ -1,9 +1,10 @@
-"""DCGAN discriminator of the Context Encoder, and the stride-2 conv stack it shares with the
-Context Encoder's generator."""
+"""Discriminators: the Context Encoder's DCGAN one (with the stride-2 conv stack it shares with
+its generator) and the PatchGAN used by EdgeConnect and the optional PConv adversarial term."""
 
 from collections.abc import Sequence
 
 from torch import Tensor, nn
+from torch.nn.utils.parametrizations import spectral_norm as with_spectral_norm
 
 from inpaintlab.errors import ConfigError
 from inpaintlab.networks.init import init_dcgan_weights
@@ -61,3 +62,47 @@ class DCGANDiscriminator(nn.Module):
     def forward(self, image: Tensor) -> Tensor:
         """Logits (B,) for images B x C x input_size x input_size in [0, 1]."""
         return self.head(self.features(image * 2 - 1)).flatten()
+
+
+class PatchDiscriminator(nn.Module):
+    """PatchGAN discriminator: 4x4 convs to 64/2, 128/2, 256/2, 512/1, then 1/1 (one logit per
+    overlapping 70 x 70 patch), LeakyReLU 0.2, no normalisation layers, spectral norm on every
+    conv when `spectral_norm` (EdgeConnect, Nazeri et al. 2019; biases are dropped then, as in
+    its released code).
+
+    `forward` returns the logit map B x 1 x h x w; `forward_with_features` also returns the
+    activations of every layer, for a feature-matching loss. Takes inputs in [0, 1] as they are.
+
+    Example:
+        >>> import torch
+        >>> d = PatchDiscriminator(channels=3)
+        >>> d(torch.rand(2, 3, 64, 64)).shape
+        torch.Size([2, 1, 6, 6])
+    """
+
+    def __init__(
+        self, channels: int = 3, base_channels: int = 64, spectral_norm: bool = True
+    ) -> None:
+        super().__init__()
+        widths = [base_channels * m for m in (1, 2, 4, 8)] + [1]
+        strides = (2, 2, 2, 1, 1)
+        layers: list[nn.Module] = []
+        for i, (width, stride) in enumerate(zip(widths, strides, strict=True)):
+            conv = nn.Conv2d(channels, width, 4, stride, 1, bias=not spectral_norm)
+            conv = with_spectral_norm(conv) if spectral_norm else conv
+            last = i == len(widths) - 1
+            layers.append(conv if last else nn.Sequential(conv, nn.LeakyReLU(0.2, inplace=True)))
+            channels = width
+        self.layers = nn.ModuleList(layers)
+
+    def forward_with_features(self, image: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """Logit map and the output of every layer (the last one is the logit map)."""
+        features = []
+        for layer in self.layers:
+            image = layer(image)
+            features.append(image)
+        return image, features
+
+    def forward(self, image: Tensor) -> Tensor:
+        """Logit map B x 1 x h x w."""
+        return self.forward_with_features(image)[0]

@@ -1,0 +1,41 @@
+"""Helpers shared by the model tests: learnable images and a Trainer over one fixed batch."""
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+SIZE = 64
+
+
+def smooth_images(n: int, seed: int = 0) -> torch.Tensor:
+    """Low-frequency random colour images: learnable structure, not noise."""
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(n, 3, 4, 4, generator=g)
+    return torch.nn.functional.interpolate(coarse, size=SIZE, mode="bicubic").clamp(0, 1)
+
+
+class FixedBatches(Dataset):
+    def __init__(self, batch: dict, steps: int):
+        self.batch, self.steps = batch, steps
+
+    def __len__(self):
+        return self.steps
+
+    def __getitem__(self, index):
+        return self.batch
+
+
+def fit(module, batch, steps, **trainer_kwargs) -> pl.Trainer:
+    """Train `module` for `steps` steps on the same batch; no logs, checkpoints or validation."""
+    trainer = pl.Trainer(
+        max_steps=steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        accelerator="cpu",
+        **trainer_kwargs,
+    )
+    trainer.fit(module, DataLoader(FixedBatches(batch, steps), batch_size=None))
+    return trainer

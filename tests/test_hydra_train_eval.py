@@ -15,7 +15,11 @@ from PIL import Image
 
 from inpaintlab.training import train
 
-GROUPS_WITH_REQUIRED_ROOT = {("data", "folder"): "data.root", ("mask", "folder"): "mask.root"}
+REQUIRED_KEYS = {
+    ("data", "folder"): "data.root",
+    ("mask", "folder"): "mask.root",
+    ("experiment", "pconv_places256_finetune"): "model.init_from",
+}
 NOT_COMPOSABLE_ALONE = {"hydra", "local", "paths"}
 
 
@@ -50,19 +54,21 @@ def write_masks(folder: Path, count: int, size: int = 200) -> Path:
     return folder
 
 
-def required_roots(tmp_path: Path) -> dict[str, str]:
+def required_values(tmp_path: Path) -> dict[str, str]:
+    """Values for the keys that configs leave for the user to give (`???`)."""
     return {
         "data.root": str(write_images(tmp_path / "images", 6)),
         "mask.root": str(write_masks(tmp_path / "masks", 3)),
+        "model.init_from": str(tmp_path / "stage1.ckpt"),
     }
 
 
 @pytest.mark.parametrize(("group", "option"), config_options())
 def test_every_config_composes_and_resolves(compose_train, tmp_path, group, option):
     overrides = [f"{group}={option}"]
-    if (group, option) in GROUPS_WITH_REQUIRED_ROOT:
-        key = GROUPS_WITH_REQUIRED_ROOT[group, option]
-        overrides.append(f"{key}={required_roots(tmp_path)[key]}")
+    if (group, option) in REQUIRED_KEYS:
+        key = REQUIRED_KEYS[group, option]
+        overrides.append(f"{key}={required_values(tmp_path)[key]}")
     cfg = compose_train(*overrides)
     with open_dict(cfg):
         del cfg["hydra"]
@@ -89,9 +95,17 @@ MASK_KINDS = [
 ]
 
 
+# small networks and random VGG weights: these runs check wiring, not quality
+MODEL_OVERRIDES = {
+    "context_encoder": ["model.generator.bottleneck=64"],
+    "pconv": ["model.generator.base_channels=16", "loss.vgg_weights=none"],
+}
+
+
+@pytest.mark.parametrize("model", sorted(MODEL_OVERRIDES))
 @pytest.mark.parametrize("mask", MASK_KINDS)
-def test_fast_dev_run_for_each_mask_kind(compose_train, tmp_path, mask):
-    overrides = ["debug=fdr", f"mask={mask}", "model.generator.bottleneck=64"]
+def test_fast_dev_run_for_each_model_and_mask_kind(compose_train, tmp_path, model, mask):
+    overrides = ["debug=fdr", f"mask={mask}", f"model={model}", *MODEL_OVERRIDES[model]]
     if mask == "folder":
         overrides.append(f"mask.root={write_masks(tmp_path / 'masks', 3)}")
     metrics = train(compose_train(*overrides))
@@ -99,8 +113,16 @@ def test_fast_dev_run_for_each_mask_kind(compose_train, tmp_path, mask):
     assert 0 < metrics["val/psnr/all"] < 100
 
 
-def test_mask_kind_list_covers_every_mask_config():
+def test_kind_lists_cover_every_mask_and_model_config():
     assert sorted(MASK_KINDS) == sorted(p.stem for p in (CONF / "mask").glob("*.yaml"))
+    assert sorted(MODEL_OVERRIDES) == sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("model", sorted(MODEL_OVERRIDES))
+def test_bf16_mixed_training_is_finite(compose_train, model):
+    overrides = ["debug=fdr", "trainer.precision=bf16-mixed", f"model={model}"]
+    metrics = train(compose_train(*overrides, "mask=freeform", *MODEL_OVERRIDES[model]))
+    assert np.isfinite(metrics["train/g_loss"]) and np.isfinite(metrics["val/psnr/all"])
 
 
 def last_logged(metrics_csv: Path, key: str) -> float:
@@ -256,7 +278,7 @@ def test_foreign_checkpoint_is_reported(tmp_path):
 def test_instantiated_mask_configs_are_generators(compose_train, tmp_path):
     from inpaintlab.data.masks import MaskGenerator
 
-    roots = required_roots(tmp_path)
+    roots = required_values(tmp_path)
     for mask in MASK_KINDS:
         extra = [f"mask.root={roots['mask.root']}"] if mask == "folder" else []
         cfg = compose_train(f"mask={mask}", *extra)

@@ -1,0 +1,106 @@
+"""Partial Convolution U-Net (Liu et al., ECCV 2018), with an optional PatchGAN term."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import hydra
+from torch import Tensor
+
+from inpaintlab.checkpoint import read_checkpoint
+from inpaintlab.errors import CheckpointError
+from inpaintlab.losses.pconv import PartialConvLoss
+from inpaintlab.models.base import InpaintingModule, plain
+
+ADVERSARIAL_KEYS = ("adversarial_weight", "adversarial")
+
+
+class PartialConvModule(InpaintingModule):
+    """The paper's loss (valid/hole L1, perceptual, style, total variation) on a PConv U-Net.
+
+    With `loss.adversarial_weight > 0` a PatchGAN discriminator judges the raw output and the
+    generator gets the weighted adversarial term on top; at 0 (the paper) no discriminator
+    is built. `init_from` loads the networks' weights (not optimiser states) from a
+    checkpoint when fitting starts: the second, fine-tuning stage of the paper.
+    """
+
+    def __init__(
+        self,
+        generator: dict,
+        discriminator: dict,
+        optimizer: dict,
+        loss: dict,
+        freeze_encoder_bn: bool = False,
+        init_from: str | None = None,
+        discriminator_lr_scale: float = 1.0,
+        num_samples: int = 8,
+        channels_last: bool = False,
+    ) -> None:
+        generator, discriminator, optimizer, loss = map(
+            plain, (generator, discriminator, optimizer, loss)
+        )
+        super().__init__(optimizer, num_samples=num_samples, channels_last=channels_last)
+        self.save_hyperparameters(logger=False)
+        self.generator = hydra.utils.instantiate(generator, freeze_encoder_bn=freeze_encoder_bn)
+        self.criterion = PartialConvLoss(
+            **{k: v for k, v in loss.items() if k not in ADVERSARIAL_KEYS}
+        )
+        self.adversarial_weight = loss["adversarial_weight"]
+        self.discriminator = None
+        if self.adversarial_weight > 0:
+            self.discriminator = hydra.utils.instantiate(discriminator)
+            self.adversarial = hydra.utils.instantiate(loss["adversarial"])
+
+    def configure_optimizers(self) -> list[Any]:
+        optimizers = [self.build_optimizer(self.generator.parameters())]
+        if self.discriminator is not None:
+            scale = self.hparams.discriminator_lr_scale
+            optimizers.append(self.build_optimizer(self.discriminator.parameters(), scale))
+        return optimizers
+
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        resuming = self._trainer is not None and self.trainer.ckpt_path is not None
+        if stage == "fit" and self.hparams.init_from and not resuming:
+            self.load_network_weights(self.hparams.init_from)
+
+    def load_network_weights(self, path: str) -> None:
+        """Copy generator (and discriminator) weights from an inpaintlab checkpoint."""
+        state = read_checkpoint(path)["state_dict"]
+        networks = {"generator": self.generator, "discriminator": self.discriminator}
+        for name, network in networks.items():
+            weights = {
+                k.removeprefix(f"{name}."): v for k, v in state.items() if k.startswith(f"{name}.")
+            }
+            if network is None or (name == "discriminator" and not weights):
+                continue
+            try:
+                network.load_state_dict(weights)
+            except RuntimeError as error:
+                raise CheckpointError(
+                    f"model.init_from={path}: its {name} does not fit this model "
+                    f"({str(error).splitlines()[0]}): use a checkpoint of the same architecture"
+                ) from error
+
+    def inpaint(self, image: Tensor, mask: Tensor) -> Tensor:
+        return self.generator(image, mask).clamp(0, 1)
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        image, mask = self.prepare_input(batch)
+        optimizers = self.optimizers()
+        opt_g = optimizers[0] if isinstance(optimizers, list) else optimizers
+        output = self.generator(image, mask)
+        if self.discriminator is not None:
+            d_loss = self.adversarial.discriminator_loss(
+                self.discriminator(image), self.discriminator(output.detach())
+            )
+            self.step_optimizer(optimizers[1], d_loss)
+            self.log("train/d_loss", d_loss, on_epoch=True)
+        terms = self.criterion(output, image, mask)
+        g_loss = terms["total"]
+        if self.discriminator is not None:
+            terms["adversarial"] = self.adversarial.generator_loss(self.discriminator(output))
+            g_loss = g_loss + self.adversarial_weight * terms["adversarial"]
+        self.step_optimizer(opt_g, g_loss)
+        self.log("train/g_loss", g_loss, on_epoch=True, prog_bar=True)
+        self.log_dict({f"train/{k}": v for k, v in terms.items() if k != "total"}, on_epoch=True)

@@ -1,8 +1,11 @@
-"""Context Encoder training throughput (images/second) and peak memory, fp32 and bf16-mixed.
+"""Training throughput (images/second) and peak memory of a model, fp32 and bf16-mixed.
 
-Usage: python benchmarks/bench_train.py [--batch 16] [--steps 20] [--device cpu|cuda]
+Usage: python benchmarks/bench_train.py [--model context_encoder|pconv] [--size 128]
+       [--batch 16] [--steps 20] [--device cpu|cuda]
 Runs the real pipeline (sample data, masks and augmentation on the device, manual GAN steps)
-for each setting x bottleneck x precision and times the training steps after a warm-up.
+for each case of the model (Context Encoder: setting x bottleneck x precision; PConv:
+precision, VGG with random weights, which costs the same as ImageNet's) and times the
+training steps after a warm-up.
 """
 
 from __future__ import annotations
@@ -66,6 +69,36 @@ def images_per_second(overrides: list[str], device: str, warmup: int, steps: int
     return timer.images / timer.elapsed, peak_memory_mib(device)
 
 
+PRECISIONS = ("32-true", "bf16-mixed")
+
+
+def model_cases(model: str) -> dict[str, list[str]]:
+    """Benchmark cases of `model`: a label and the overrides that make it."""
+    if model == "context_encoder":
+        settings = (("center", "center"), ("random_region", "freeform"))
+        bottlenecks = ("channel_fc", "conv")
+        return {
+            f"{setting:14s} {bottleneck:11s} {precision}": [
+                f"mask={mask}",
+                f"model.setting={setting}",
+                f"model.generator.bottleneck_type={bottleneck}",
+                f"trainer.precision={precision}",
+            ]
+            for (setting, mask), bottleneck, precision in itertools.product(
+                settings, bottlenecks, PRECISIONS
+            )
+        }
+    return {
+        precision: [
+            f"model={model}",
+            "mask=irregular_medium",
+            "loss.vgg_weights=none",
+            f"trainer.precision={precision}",
+        ]
+        for precision in PRECISIONS
+    }
+
+
 def in_fresh_process(overrides: list[str], args: argparse.Namespace) -> tuple[float, float]:
     """Run one case in its own process, so that its peak memory is its own."""
     case = [f"--device={args.device}", f"--warmup={args.warmup}", f"--steps={args.steps}"]
@@ -86,6 +119,7 @@ def run_case(overrides: list[str], args: argparse.Namespace) -> None:
 def main() -> None:
     """Parse arguments, print the machine and one line per configuration."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="context_encoder", choices=("context_encoder", "pconv"))
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=20)
@@ -96,23 +130,12 @@ def main() -> None:
     if args.case:
         return run_case(json.loads(args.case), args)
     print(describe_machine(args.device))
-    print(f"Context Encoder, sample data, {args.size} px, batch {args.batch}, {args.steps} steps")
-    print("setting        bottleneck  precision    throughput  peak memory (GPU allocated or RSS)")
-    cases = itertools.product(
-        ("center", "random_region"), ("channel_fc", "conv"), ("32-true", "bf16-mixed")
-    )
-    for setting, bottleneck, precision in cases:
-        mask = "center" if setting == "center" else "freeform"
-        overrides = [
-            f"mask={mask}",
-            f"model.setting={setting}",
-            f"model.generator.bottleneck_type={bottleneck}",
-            f"trainer.precision={precision}",
-            f"data.batch_size={args.batch}",
-            f"data.image_size={args.size}",
-        ]
-        rate, peak = in_fresh_process(overrides, args)
-        print(f"{setting:14s} {bottleneck:11s} {precision:11s} {rate:8.1f} img/s  {peak:6.0f} MiB")
+    print(f"{args.model}, sample data, {args.size} px, batch {args.batch}, {args.steps} steps")
+    print("case, throughput, peak memory (GPU allocated or process RSS)")
+    size = [f"data.batch_size={args.batch}", f"data.image_size={args.size}"]
+    for label, overrides in model_cases(args.model).items():
+        rate, peak = in_fresh_process([*overrides, *size], args)
+        print(f"{label:38s} {rate:8.1f} img/s  {peak:6.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -148,3 +148,16 @@ def test_init_from_an_incompatible_checkpoint_is_a_clear_error(tmp_path):
     trainer.save_checkpoint(path)
     with pytest.raises(CheckpointError, match="does not fit"):
         make_module(depth=4).load_network_weights(str(path))
+
+
+def test_evaluation_needs_no_vgg_weights(tmp_path):
+    trainer = fit(make_module(), {"image": smooth_images(2), "mask": block_masks(2)}, steps=1)
+    path = tmp_path / "trained.ckpt"
+    trainer.save_checkpoint(path)
+    from inpaintlab.checkpoint import model_from_checkpoint, read_checkpoint
+
+    checkpoint = read_checkpoint(path)
+    checkpoint["hyper_parameters"]["loss"]["vgg_weights"] = str(tmp_path / "missing.pth")
+    model = model_from_checkpoint(checkpoint)
+    out = model(smooth_images(1), block_masks(1))
+    assert out.shape == (1, 3, SIZE, SIZE) and model.criterion is None

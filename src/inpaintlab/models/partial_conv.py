@@ -21,7 +21,8 @@ class PartialConvModule(InpaintingModule):
     With `loss.adversarial_weight > 0` a PatchGAN discriminator judges the raw output and the
     generator gets the weighted adversarial term on top; at 0 (the paper) no discriminator
     is built. `init_from` loads the networks' weights (not optimiser states) from a
-    checkpoint when fitting starts: the second, fine-tuning stage of the paper.
+    checkpoint when fitting starts: the second, fine-tuning stage of the paper. The loss (and
+    its VGG) is built when fitting starts too, so evaluation and inference need no VGG weights.
     """
 
     def __init__(
@@ -42,9 +43,9 @@ class PartialConvModule(InpaintingModule):
         super().__init__(optimizer, num_samples=num_samples, channels_last=channels_last)
         self.save_hyperparameters(logger=False)
         self.generator = hydra.utils.instantiate(generator, freeze_encoder_bn=freeze_encoder_bn)
-        self.criterion = PartialConvLoss(
-            **{k: v for k, v in loss.items() if k not in ADVERSARIAL_KEYS}
-        )
+        # built when fitting starts: evaluation and inference never load the VGG weights
+        self.criterion: PartialConvLoss | None = None
+        self.loss_terms = {k: v for k, v in loss.items() if k not in ADVERSARIAL_KEYS}
         self.adversarial_weight = loss["adversarial_weight"]
         self.discriminator = None
         if self.adversarial_weight > 0:
@@ -60,6 +61,8 @@ class PartialConvModule(InpaintingModule):
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
+        if stage == "fit" and self.criterion is None:
+            self.criterion = PartialConvLoss(**self.loss_terms)
         resuming = self._trainer is not None and self.trainer.ckpt_path is not None
         if stage == "fit" and self.hparams.init_from and not resuming:
             self.load_network_weights(self.hparams.init_from)

@@ -137,7 +137,7 @@ def test_init_from_loads_generator_weights(tmp_path):
     path = tmp_path / "stage1.ckpt"
     trainer.save_checkpoint(path)
     target = make_module(init_from=str(path), freeze_encoder_bn=True)
-    target.load_network_weights(str(path))
+    target.load_network_weights(str(path), ["generator"], ["discriminator"])
     for key, value in source.generator.state_dict().items():
         assert torch.equal(value, target.generator.state_dict()[key])
 
@@ -147,7 +147,7 @@ def test_init_from_an_incompatible_checkpoint_is_a_clear_error(tmp_path):
     path = tmp_path / "other.ckpt"
     trainer.save_checkpoint(path)
     with pytest.raises(CheckpointError, match="does not fit"):
-        make_module(depth=4).load_network_weights(str(path))
+        make_module(depth=4).load_network_weights(str(path), ["generator"])
 
 
 def test_evaluation_needs_no_vgg_weights(tmp_path):

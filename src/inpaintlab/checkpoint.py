@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
 import torch
 
 from inpaintlab.errors import CheckpointError
-from inpaintlab.models.base import CHECKPOINT_KEY, InpaintingModule
 
+if TYPE_CHECKING:
+    from inpaintlab.models.base import InpaintingModule
+
+# the entry that on_save_checkpoint adds: inpaintlab version, model class, run config
+CHECKPOINT_KEY = "inpaintlab"
 MODELS_PACKAGE = "inpaintlab.models."
 
 

@@ -13,10 +13,9 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from inpaintlab.checkpoint import model_from_checkpoint, read_checkpoint
+from inpaintlab.checkpoint import CHECKPOINT_KEY, model_from_checkpoint, read_checkpoint
 from inpaintlab.errors import ConfigError
 from inpaintlab.evaluation.bins import BIN_NAMES
-from inpaintlab.models.base import CHECKPOINT_KEY
 from inpaintlab.runtime import (
     instantiate_list,
     loggers_closed_at_exit,

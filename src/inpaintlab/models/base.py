@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,10 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from inpaintlab import __version__
+from inpaintlab.checkpoint import CHECKPOINT_KEY, read_checkpoint
+from inpaintlab.errors import CheckpointError
 from inpaintlab.evaluation.metrics import BinnedMetrics
 from inpaintlab.sample_grid import sample_grid, save_grid
-
-CHECKPOINT_KEY = "inpaintlab"
 
 
 def plain(config: Any) -> Any:
@@ -104,6 +105,34 @@ class InpaintingModule(pl.LightningModule):
             "model": f"{cls.__module__}.{cls.__qualname__}",
             "config": self.run_config,
         }
+
+    def fitting_from_scratch(self, stage: str) -> bool:
+        """Whether `stage` starts a new fit (not a resumed one, not validation or testing)."""
+        resuming = self._trainer is not None and self.trainer.ckpt_path is not None
+        return stage == "fit" and not resuming
+
+    def load_network_weights(
+        self, path: str, required: Sequence[str], optional: Sequence[str] = ()
+    ) -> None:
+        """Copy the weights of the named networks (attributes such as "generator") from an
+        inpaintlab checkpoint: optimiser states and counters are not touched."""
+        state = read_checkpoint(path)["state_dict"]
+        for name in (*required, *optional):
+            network, prefix = getattr(self, name), f"{name}."
+            weights = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+            if name in required and not weights:
+                raise CheckpointError(
+                    f"{path} holds no {name} weights: pass a checkpoint of this model"
+                )
+            if network is None or not weights:
+                continue
+            try:
+                network.load_state_dict(weights)
+            except RuntimeError as error:
+                raise CheckpointError(
+                    f"the {name} of {path} does not fit this model "
+                    f"({str(error).splitlines()[0]}): use a checkpoint of the same architecture"
+                ) from error
 
     def _evaluate_batch(self, batch: dict[str, Tensor], metrics: BinnedMetrics, keep_samples: bool):
         image, mask = self.prepare_input(batch)

@@ -7,8 +7,6 @@ from typing import Any
 import hydra
 from torch import Tensor
 
-from inpaintlab.checkpoint import read_checkpoint
-from inpaintlab.errors import CheckpointError
 from inpaintlab.losses.pconv import PartialConvLoss
 from inpaintlab.models.base import InpaintingModule, plain
 
@@ -63,27 +61,8 @@ class PartialConvModule(InpaintingModule):
         super().setup(stage)
         if stage == "fit" and self.criterion is None:
             self.criterion = PartialConvLoss(**self.loss_terms)
-        resuming = self._trainer is not None and self.trainer.ckpt_path is not None
-        if stage == "fit" and self.hparams.init_from and not resuming:
-            self.load_network_weights(self.hparams.init_from)
-
-    def load_network_weights(self, path: str) -> None:
-        """Copy generator (and discriminator) weights from an inpaintlab checkpoint."""
-        state = read_checkpoint(path)["state_dict"]
-        networks = {"generator": self.generator, "discriminator": self.discriminator}
-        for name, network in networks.items():
-            weights = {
-                k.removeprefix(f"{name}."): v for k, v in state.items() if k.startswith(f"{name}.")
-            }
-            if network is None or (name == "discriminator" and not weights):
-                continue
-            try:
-                network.load_state_dict(weights)
-            except RuntimeError as error:
-                raise CheckpointError(
-                    f"model.init_from={path}: its {name} does not fit this model "
-                    f"({str(error).splitlines()[0]}): use a checkpoint of the same architecture"
-                ) from error
+        if self.fitting_from_scratch(stage) and self.hparams.init_from:
+            self.load_network_weights(self.hparams.init_from, ["generator"], ["discriminator"])
 
     def inpaint(self, image: Tensor, mask: Tensor) -> Tensor:
         return self.generator(image, mask).clamp(0, 1)

@@ -106,6 +106,10 @@ class InpaintingModule(pl.LightningModule):
             "config": self.run_config,
         }
 
+    def sample_extras(self, image: Tensor, mask: Tensor) -> list[Tensor]:
+        """Extra tiles for each row of the sample grid (e.g. edge maps); none by default."""
+        return []
+
     def fitting_from_scratch(self, stage: str) -> bool:
         """Whether `stage` starts a new fit (not a resumed one, not validation or testing)."""
         resuming = self._trainer is not None and self.trainer.ckpt_path is not None
@@ -141,7 +145,9 @@ class InpaintingModule(pl.LightningModule):
         metrics.update(output, image, mask)
         if keep_samples:
             n = self.num_samples
-            self._sample_batch = {"image": image[:n], "mask": mask[:n], "pred": pred[:n]}
+            image, mask = image[:n], mask[:n]
+            extras = self.sample_extras(image, mask)
+            self._sample_batch = {"image": image, "mask": mask, "pred": pred[:n], "extras": extras}
 
     def _log_metrics(self, split: str, metrics: BinnedMetrics) -> None:
         values = metrics.compute()
@@ -154,7 +160,7 @@ class InpaintingModule(pl.LightningModule):
         return self.trainer.fit_loop.epoch_loop._batches_that_stepped
 
     def _write_samples(self, samples: dict[str, Tensor]) -> None:
-        grid = sample_grid(samples["image"], samples["mask"], samples["pred"])
+        grid = sample_grid(samples["image"], samples["mask"], samples["pred"], samples["extras"])
         step = self.logged_step()
         if self.trainer.is_global_zero:
             folder = Path(self.trainer.default_root_dir) / "samples"

@@ -1,0 +1,114 @@
+"""EdgeConnect's generator losses (Nazeri et al. 2019) other than the adversarial term:
+discriminator feature matching (edge model) and the inpainting model's L1, perceptual, style."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from inpaintlab.losses.perceptual import perceptual_loss, style_loss
+from inpaintlab.networks.vgg import VGGFeatures
+
+PERCEPTUAL_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+STYLE_LAYERS = ("relu2_2", "relu3_4", "relu4_4", "relu5_2")
+# feature term name -> (loss on two feature dicts, the layers it sums over)
+FEATURE_TERMS = {
+    "perceptual": (perceptual_loss, PERCEPTUAL_LAYERS),
+    "style": (style_loss, STYLE_LAYERS),
+}
+
+
+def feature_matching_loss(
+    fake_features: Sequence[Tensor], real_features: Sequence[Tensor]
+) -> Tensor:
+    """Sum over discriminator layers of the mean |fake - real|, the real features detached
+    (they are targets: no gradient reaches the discriminator's pass on real data).
+
+    EdgeConnect's edge generator loss is adversarial + 10 x this, over every layer that
+    `PatchDiscriminator.forward_with_features` returns (the logit map included, as released).
+
+    Example:
+        >>> feature_matching_loss([torch.zeros(2), torch.ones(3)], [torch.ones(2), torch.ones(3)])
+        tensor(1.)
+    """
+    pairs = zip(fake_features, real_features, strict=True)
+    return torch.stack([F.l1_loss(fake, real.detach()) for fake, real in pairs]).sum()
+
+
+class EdgeConnectInpaintLoss(nn.Module):
+    """The inpainting generator's non-adversarial loss: l1 L_l1 + perceptual L_perc + style
+    L_style, the paper's weights by default (style 250, confirmed by the authors).
+
+    `forward(output, target, mask)` takes G2's raw output, the ground truth and the mask
+    (1 = hole). "l1" is the mean |output - target| over the whole image divided by the hole
+    fraction of the batch, as in the released code (a batch without holes leaves it unscaled).
+    "perceptual" sums the mean L1 between VGG19 relu1_1..relu5_1 features of output and target;
+    "style" sums the mean L1 between Gram matrices of relu2_2, relu3_4, relu4_4 and relu5_2
+    features of output * mask and target * mask (the released code's style is on the holes).
+    All images go through the feature network in one batched call. A term whose weight is 0 is
+    neither computed nor returned; with perceptual and style both 0 no VGG is built.
+    `features` replaces the VGG: any module mapping images to a dict holding those layers.
+
+    The adversarial term (weight 0.1 in the paper) is not here: the LightningModule that owns
+    the discriminator adds it. The released code fed VGG19 unnormalised [0, 1] images; here
+    VGGFeatures normalises with the ImageNet statistics that torchvision's weights expect.
+
+    Example:
+        >>> loss = EdgeConnectInpaintLoss(perceptual=0.0, style=0.0)
+        >>> mask = torch.zeros(1, 1, 4, 4)
+        >>> mask[..., :2, :] = 1  # half the pixels are holes: the L1 is doubled
+        >>> loss(torch.zeros(1, 3, 4, 4), torch.full((1, 3, 4, 4), 0.25), mask)
+        {'l1': tensor(0.5000), 'total': tensor(0.5000)}
+    """
+
+    def __init__(
+        self,
+        l1: float = 1.0,
+        perceptual: float = 0.1,
+        style: float = 250.0,
+        vgg_weights: str | os.PathLike = "imagenet",
+        features: nn.Module | None = None,
+    ) -> None:
+        super().__init__()
+        self.weights = dict(l1=l1, perceptual=perceptual, style=style)
+        if not (perceptual or style):
+            features = None
+        elif features is None:
+            features = VGGFeatures("vgg19", PERCEPTUAL_LAYERS + STYLE_LAYERS, vgg_weights)
+        self.features = features
+
+    def extra_repr(self) -> str:
+        return f"weights={self.weights}"
+
+    def forward(self, output: Tensor, target: Tensor, mask: Tensor) -> dict[str, Tensor]:
+        """{term name: unweighted value} for the non-zero weights, plus the weighted "total"."""
+        terms = {}
+        if self.weights["l1"]:
+            terms["l1"] = _hole_scaled_l1(output, target, mask)
+        if self.features is not None:
+            terms.update(self._feature_terms(output, target, mask))
+        total = sum((self.weights[name] * v for name, v in terms.items()), output.new_zeros(()))
+        return {**terms, "total": total}
+
+    def _feature_terms(self, output: Tensor, target: Tensor, mask: Tensor) -> dict[str, Tensor]:
+        """Perceptual and style terms (those weighted) from one feature pass over their images."""
+        pairs = {"perceptual": (output, target), "style": (output * mask, target * mask)}
+        names = [name for name in FEATURE_TERMS if self.weights[name]]
+        images = [image for name in names for image in pairs[name]]
+        chunks = {k: v.chunk(len(images)) for k, v in self.features(torch.cat(images)).items()}
+        terms = {}
+        for i, name in enumerate(names):
+            loss, layers = FEATURE_TERMS[name]
+            fake, real = ({k: v[2 * i + j] for k, v in chunks.items()} for j in (0, 1))
+            terms[name] = loss(fake, real, layers)
+        return terms
+
+
+def _hole_scaled_l1(output: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """Mean |output - target| divided by the mean of the mask (by 1 when it has no holes)."""
+    fraction = mask.mean()
+    return F.l1_loss(output, target) / torch.where(fraction > 0, fraction, 1.0)

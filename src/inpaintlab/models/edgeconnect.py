@@ -1,0 +1,221 @@
+"""EdgeConnect (Nazeri et al., ICCVW 2019): an edge GAN, then an edge-guided inpainting GAN."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import hydra
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from inpaintlab.data.edges import greyscale, mask_edges
+from inpaintlab.errors import ConfigError
+from inpaintlab.evaluation.edge_metrics import EdgeAccuracy
+from inpaintlab.losses.edgeconnect import EdgeConnectInpaintLoss, feature_matching_loss
+from inpaintlab.models.base import InpaintingModule, plain
+from inpaintlab.networks.edgeconnect import SIDE_MULTIPLE, composite_edges
+
+# which (generator, discriminator) pairs each stage trains (Nazeri et al.'s four modes)
+STAGE_PAIRS = {
+    "edge": ("edge",),
+    "inpaint": ("inpaint",),
+    "edge_inpaint": ("inpaint",),
+    "joint": ("edge", "inpaint"),
+}
+
+
+class EdgeConnectModule(InpaintingModule):
+    """Two GAN pairs: G1/D1 complete the edge map of the holes, G2/D2 fill colour along edges.
+
+    Stages: `edge` trains G1 alone; `inpaint` trains G2 on ground-truth edges; `edge_inpaint`
+    trains G2 on the edges of a frozen G1 loaded from `edge_ckpt` (the released setting);
+    `joint` trains both, G2 on G1's edges (its updates do not reach G1, unlike the released
+    code; the paper found no clear gain in this mode). Pairs a stage does not train are frozen
+    and kept in eval mode. Inference always runs both generators at the image's own size
+    (padded to a multiple of 4 by reflection, cropped back).
+    """
+
+    def __init__(
+        self,
+        edge_generator: dict,
+        inpaint_generator: dict,
+        edge_discriminator: dict,
+        inpaint_discriminator: dict,
+        edges: dict,
+        optimizer: dict,
+        loss: dict,
+        stage: str = "edge",
+        edge_ckpt: str | None = None,
+        discriminator_lr_scale: float = 0.1,
+        num_samples: int = 8,
+        channels_last: bool = False,
+    ) -> None:
+        if stage not in STAGE_PAIRS:
+            raise ConfigError(f"model.stage={stage!r} is not one of {', '.join(STAGE_PAIRS)}")
+        if stage == "edge_inpaint" and not edge_ckpt:
+            raise ConfigError(
+                "model.stage=edge_inpaint needs model.edge_ckpt=<a stage-1 (edge) checkpoint>"
+            )
+        configs = map(plain, (edge_generator, inpaint_generator, edge_discriminator))
+        edge_generator, inpaint_generator, edge_discriminator = configs
+        inpaint_discriminator, edges, optimizer, loss = map(
+            plain, (inpaint_discriminator, edges, optimizer, loss)
+        )
+        super().__init__(optimizer, num_samples=num_samples, channels_last=channels_last)
+        self.save_hyperparameters(logger=False)
+        self.stage = stage
+        self.edge_generator = hydra.utils.instantiate(edge_generator)
+        self.edge_discriminator = hydra.utils.instantiate(edge_discriminator)
+        self.inpaint_generator = hydra.utils.instantiate(inpaint_generator)
+        self.inpaint_discriminator = hydra.utils.instantiate(inpaint_discriminator)
+        self.edge_detector = hydra.utils.instantiate(edges)
+        self.adversarial = hydra.utils.instantiate(loss["adversarial"])
+        self.weights = {k: v for k, v in loss.items() if k != "adversarial"}
+        # built when fitting starts: evaluation and inference never load the VGG weights
+        self.inpaint_loss: EdgeConnectInpaintLoss | None = None
+        self.val_edges = EdgeAccuracy()
+        self._edge_generator_rng: torch.Generator | None = None
+        for pair in ("edge", "inpaint"):
+            if pair not in STAGE_PAIRS[stage]:
+                self._pair(pair).requires_grad_(False)
+
+    def _pair(self, name: str) -> nn.ModuleList:
+        return nn.ModuleList(
+            [getattr(self, f"{name}_generator"), getattr(self, f"{name}_discriminator")]
+        )
+
+    def train(self, mode: bool = True) -> EdgeConnectModule:
+        """Train/eval mode; the pairs this stage does not train stay in eval mode."""
+        super().train(mode)
+        for pair in ("edge", "inpaint"):
+            if pair not in STAGE_PAIRS[self.stage]:
+                self._pair(pair).eval()
+        return self
+
+    def configure_optimizers(self) -> list[Any]:
+        scale = self.hparams.discriminator_lr_scale
+        optimizers = []
+        for pair in STAGE_PAIRS[self.stage]:
+            generator, discriminator = self._pair(pair)
+            optimizers.append(self.build_optimizer(generator.parameters()))
+            optimizers.append(self.build_optimizer(discriminator.parameters(), scale))
+        return optimizers
+
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        if stage == "fit" and self.inpaint_loss is None and "inpaint" in STAGE_PAIRS[self.stage]:
+            terms = ("l1", "perceptual", "style", "vgg_weights")
+            self.inpaint_loss = EdgeConnectInpaintLoss(**{k: self.weights[k] for k in terms})
+        if self.fitting_from_scratch(stage) and self.hparams.edge_ckpt:
+            self.load_network_weights(
+                self.hparams.edge_ckpt, ["edge_generator"], ["edge_discriminator"]
+            )
+
+    def true_edges(self, image: Tensor) -> Tensor:
+        """Canny edges of the whole image (the training target and G2's guide)."""
+        if self._edge_generator_rng is None or self._edge_generator_rng.device != image.device:
+            self._edge_generator_rng = torch.Generator(image.device).manual_seed(self.global_rank)
+        return self.edge_detector(image, generator=self._edge_generator_rng)
+
+    def known_edges(self, image: Tensor, mask: Tensor) -> Tensor:
+        """Edges of the known pixels only: hole pixels are blanked before Canny, and edges in
+        the holes and on their 1-px border (the blanking's artefact) are removed."""
+        edges = self.edge_detector(image * (1 - mask))
+        return mask_edges(edges, F.max_pool2d(mask, 3, stride=1, padding=1))
+
+    def complete_edges(self, image: Tensor, mask: Tensor, edges: Tensor) -> Tensor:
+        """G1's edges inside the holes, `edges` outside."""
+        predicted = self.edge_generator(greyscale(image), edges, mask)
+        return composite_edges(predicted, edges, mask)
+
+    def inpaint(self, image: Tensor, mask: Tensor) -> Tensor:
+        height, width = image.shape[-2:]
+        image, mask = (pad_to_multiple(t, SIDE_MULTIPLE) for t in (image, mask))
+        edges = self.complete_edges(image, mask, self.known_edges(image, mask))
+        return self.inpaint_generator(image, edges, mask)[..., :height, :width]
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        image, mask = self.prepare_input(batch)
+        optimizers = iter(self.optimizers())
+        edges = self.true_edges(image)
+        pairs = STAGE_PAIRS[self.stage]
+        guide = edges
+        if "edge" in pairs:
+            predicted = self._edge_step(image, mask, edges, next(optimizers), next(optimizers))
+            guide = composite_edges(predicted.detach(), edges, mask)
+        elif self.stage == "edge_inpaint":
+            with torch.no_grad():
+                guide = self.complete_edges(image, mask, edges)
+        if "inpaint" in pairs:
+            self._inpaint_step(image, mask, guide, next(optimizers), next(optimizers))
+
+    def _edge_step(self, image, mask, edges, opt_g, opt_d) -> Tensor:
+        """One D1 and one G1 update; returns G1's edges."""
+        grey = greyscale(image)
+        predicted = self.edge_generator(grey, edges, mask)
+        real, fake = torch.cat([grey, edges], 1), torch.cat([grey, predicted], 1)
+        d_loss = self.adversarial.discriminator_loss(
+            self.edge_discriminator(real), self.edge_discriminator(fake.detach())
+        )
+        self.step_optimizer(opt_d, d_loss)
+        fake_logits, fake_features = self.edge_discriminator.forward_with_features(fake)
+        _, real_features = self.edge_discriminator.forward_with_features(real)
+        adversarial = self.adversarial.generator_loss(fake_logits)
+        matching = feature_matching_loss(fake_features, real_features)
+        g_loss = (
+            self.weights["edge_adversarial"] * adversarial
+            + self.weights["feature_matching"] * matching
+        )
+        self.step_optimizer(opt_g, g_loss)
+        self.log_dict(
+            {
+                "train/edge_d_loss": d_loss,
+                "train/edge_g_loss": g_loss,
+                "train/edge_adversarial": adversarial,
+                "train/edge_feature_matching": matching,
+            },
+            on_epoch=True,
+        )
+        return predicted
+
+    def _inpaint_step(self, image, mask, edges, opt_g, opt_d) -> None:
+        """One D2 and one G2 update on the given guide edges."""
+        output = self.inpaint_generator(image, edges, mask)
+        d_loss = self.adversarial.discriminator_loss(
+            self.inpaint_discriminator(image), self.inpaint_discriminator(output.detach())
+        )
+        self.step_optimizer(opt_d, d_loss)
+        terms = self.inpaint_loss(output, image, mask)
+        terms["adversarial"] = self.adversarial.generator_loss(self.inpaint_discriminator(output))
+        g_loss = terms["total"] + self.weights["inpaint_adversarial"] * terms["adversarial"]
+        self.step_optimizer(opt_g, g_loss)
+        self.log("train/g_loss", g_loss, on_epoch=True, prog_bar=True)
+        self.log("train/d_loss", d_loss, on_epoch=True)
+        self.log_dict({f"train/{k}": v for k, v in terms.items() if k != "total"}, on_epoch=True)
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        super().validation_step(batch, batch_idx)
+        image, mask = self.prepare_input(batch)
+        predicted = self.complete_edges(image, mask, self.known_edges(image, mask))
+        self.val_edges.update(predicted, self.edge_detector(image), region=mask)
+
+    def on_validation_epoch_end(self) -> None:
+        super().on_validation_epoch_end()
+        values = self.val_edges.compute()
+        self.val_edges.reset()
+        self.log_dict({f"val/{k}": v for k, v in values.items()})
+
+    def sample_extras(self, image: Tensor, mask: Tensor) -> list[Tensor]:
+        """Known edges and completed edges, shown after the four standard tiles."""
+        known = self.known_edges(image, mask)
+        return [known, self.complete_edges(image, mask, known)]
+
+
+def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
+    """Reflection-pad the bottom and right of `x` so its sides are multiples of `multiple`."""
+    height, width = x.shape[-2:]
+    pad_h, pad_w = -height % multiple, -width % multiple
+    if not (pad_h or pad_w):
+        return x
+    return F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")

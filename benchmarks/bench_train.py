@@ -4,8 +4,9 @@ Usage: python benchmarks/bench_train.py [--model context_encoder|pconv] [--size 
        [--batch 16] [--steps 20] [--device cpu|cuda]
 Runs the real pipeline (sample data, masks and augmentation on the device, manual GAN steps)
 for each case of the model (Context Encoder: setting x bottleneck x precision; PConv:
-precision, VGG with random weights, which costs the same as ImageNet's) and times the
-training steps after a warm-up.
+precision; EdgeConnect: stage x precision; VGGs with random weights, which cost the same as
+ImageNet's) and times the training steps after a warm-up. EdgeConnect's edge_inpaint stage
+costs what inpaint does plus one G1 forward pass.
 """
 
 from __future__ import annotations
@@ -88,6 +89,17 @@ def model_cases(model: str) -> dict[str, list[str]]:
                 settings, bottlenecks, PRECISIONS
             )
         }
+    if model == "edgeconnect":
+        return {
+            f"{stage:13s} {precision}": [
+                "model=edgeconnect",
+                f"model.stage={stage}",
+                "mask=irregular_medium",
+                "loss.vgg_weights=none",
+                f"trainer.precision={precision}",
+            ]
+            for stage, precision in itertools.product(("edge", "inpaint", "joint"), PRECISIONS)
+        }
     return {
         precision: [
             f"model={model}",
@@ -119,7 +131,8 @@ def run_case(overrides: list[str], args: argparse.Namespace) -> None:
 def main() -> None:
     """Parse arguments, print the machine and one line per configuration."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="context_encoder", choices=("context_encoder", "pconv"))
+    models = ("context_encoder", "pconv", "edgeconnect")
+    parser.add_argument("--model", default="context_encoder", choices=models)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=20)

@@ -328,3 +328,10 @@ def test_predict_returns_composites_that_keep_known_pixels(compose_train):
     known = ~masks.bool().expand_as(originals)
     assert torch.equal(composites[known], originals[known])
     assert masks.sum() > 0 and not torch.equal(composites, originals)
+
+
+@pytest.mark.parametrize("stage", ["edge", "inpaint", "joint"])
+def test_fast_dev_run_for_each_edgeconnect_stage(compose_train, stage):
+    overrides = [o for o in MODEL_OVERRIDES["edgeconnect"] if not o.startswith("model.stage")]
+    cfg = compose_train("debug=fdr", "model=edgeconnect", f"model.stage={stage}", *overrides)
+    assert_trained_and_validated(train(cfg))

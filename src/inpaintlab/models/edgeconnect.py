@@ -78,7 +78,7 @@ class EdgeConnectModule(InpaintingModule):
         self._edge_generator_rng: torch.Generator | None = None
         for pair in ("edge", "inpaint"):
             if pair not in STAGE_PAIRS[stage]:
-                self._pair(pair).requires_grad_(False)
+                self._pair(pair).requires_grad_(False).eval()
 
     def _pair(self, name: str) -> nn.ModuleList:
         return nn.ModuleList(

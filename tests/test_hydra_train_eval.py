@@ -335,3 +335,19 @@ def test_fast_dev_run_for_each_edgeconnect_stage(compose_train, stage):
     overrides = [o for o in MODEL_OVERRIDES["edgeconnect"] if not o.startswith("model.stage")]
     cfg = compose_train("debug=fdr", "model=edgeconnect", f"model.stage={stage}", *overrides)
     assert_trained_and_validated(train(cfg))
+
+
+def test_edgeconnect_stage_three_starts_from_a_stage_one_run(compose_train, tmp_path):
+    small = [o for o in MODEL_OVERRIDES["edgeconnect"] if not o.startswith("model.stage")]
+    stage1 = compose_train("debug=limit", "trainer.max_epochs=1", "model=edgeconnect", *small)
+    train(stage1)
+    edge_ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    assert edge_ckpt.is_file()
+    stage3 = compose_train(
+        "debug=fdr",
+        "model=edgeconnect",
+        "model.stage=edge_inpaint",
+        f"model.edge_ckpt={edge_ckpt}",
+        *small,
+    )
+    assert_trained_and_validated(train(stage3))

@@ -20,9 +20,11 @@ test: $(STAMP)  ## the default suite; slow tests excluded
 test-all: $(STAMP)
 	$(BIN)/python -m pytest $(ARGS)
 
-bench: $(STAMP)
+bench: $(STAMP)  ## the CPU-sized benchmarks; see BENCHMARKS.md for the larger ones
 	$(BIN)/python benchmarks/bench_masks.py
-	$(BIN)/python benchmarks/bench_train.py
+	$(BIN)/python benchmarks/bench_partial_conv.py
+	$(BIN)/python benchmarks/bench_train.py --model context_encoder
+	$(BIN)/python benchmarks/bench_inference.py --model context_encoder --size 128 mask=center
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks train.py eval.py

@@ -28,10 +28,12 @@ from inpaintlab.training import build_datamodule, build_model, resolve_auto_sett
 
 
 class StepTimer(pl.Callback):
-    """Wall time of training steps after `warmup` steps (synchronised on CUDA)."""
+    """Wall time of `steps` training batches after `warmup` batches (synchronised on CUDA),
+    then stops training. Counts batches, not optimiser steps: a GAN batch steps 2-4 of them."""
 
-    def __init__(self, warmup: int) -> None:
-        self.warmup, self.elapsed, self.images, self._start = warmup, 0.0, 0, 0.0
+    def __init__(self, warmup: int, steps: int) -> None:
+        self.warmup, self.steps = warmup, steps
+        self.batches, self.elapsed, self.images, self._start = 0, 0.0, 0, 0.0
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
         self._sync(module)
@@ -39,9 +41,12 @@ class StepTimer(pl.Callback):
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         self._sync(module)
-        if trainer.global_step > self.warmup:
+        self.batches += 1
+        if self.batches > self.warmup:
             self.elapsed += time.perf_counter() - self._start
             self.images += batch["image"].shape[0]
+        if self.batches == self.warmup + self.steps:
+            trainer.should_stop = True
 
     @staticmethod
     def _sync(module: pl.LightningModule) -> None:
@@ -50,15 +55,15 @@ class StepTimer(pl.Callback):
 
 
 def images_per_second(overrides: list[str], device: str, warmup: int, steps: int, tmp: Path):
-    """Train for warmup + steps steps with `overrides`; return (images/s, peak MiB)."""
+    """Train for warmup + steps batches with `overrides`; return (images/s, peak MiB)."""
     cfg = compose_train(overrides, tmp)
     resolve_auto_setting(cfg)
-    timer = StepTimer(warmup)
+    timer = StepTimer(warmup, steps)
     trainer = pl.Trainer(
         accelerator="gpu" if device.startswith("cuda") else "cpu",
         devices=1,
         precision=cfg.trainer.precision,
-        max_steps=warmup + steps,
+        max_epochs=-1,
         limit_val_batches=0,
         logger=False,
         enable_checkpointing=False,

@@ -57,11 +57,11 @@ class EdgeConnectModule(InpaintingModule):
             raise ConfigError(
                 "model.stage=edge_inpaint needs model.edge_ckpt=<a stage-1 (edge) checkpoint>"
             )
-        configs = map(plain, (edge_generator, inpaint_generator, edge_discriminator))
-        edge_generator, inpaint_generator, edge_discriminator = configs
-        inpaint_discriminator, edges, optimizer, loss = map(
-            plain, (inpaint_discriminator, edges, optimizer, loss)
+        networks = (edge_generator, inpaint_generator, edge_discriminator, inpaint_discriminator)
+        edge_generator, inpaint_generator, edge_discriminator, inpaint_discriminator = map(
+            plain, networks
         )
+        edges, optimizer, loss = map(plain, (edges, optimizer, loss))
         super().__init__(optimizer, num_samples=num_samples, channels_last=channels_last)
         self.save_hyperparameters(logger=False)
         self.stage = stage
@@ -75,7 +75,7 @@ class EdgeConnectModule(InpaintingModule):
         # built when fitting starts: evaluation and inference never load the VGG weights
         self.inpaint_loss: EdgeConnectInpaintLoss | None = None
         self.val_edges = EdgeAccuracy()
-        self._edge_generator_rng: torch.Generator | None = None
+        self._canny_rng: torch.Generator | None = None
         for pair in ("edge", "inpaint"):
             if pair not in STAGE_PAIRS[stage]:
                 self._pair(pair).requires_grad_(False).eval()
@@ -114,9 +114,9 @@ class EdgeConnectModule(InpaintingModule):
 
     def true_edges(self, image: Tensor) -> Tensor:
         """Canny edges of the whole image (the training target and G2's guide)."""
-        if self._edge_generator_rng is None or self._edge_generator_rng.device != image.device:
-            self._edge_generator_rng = torch.Generator(image.device).manual_seed(self.global_rank)
-        return self.edge_detector(image, generator=self._edge_generator_rng)
+        if self._canny_rng is None or self._canny_rng.device != image.device:
+            self._canny_rng = torch.Generator(image.device).manual_seed(self.global_rank)
+        return self.edge_detector(image, generator=self._canny_rng)
 
     def known_edges(self, image: Tensor, mask: Tensor) -> Tensor:
         """Edges of the known pixels only: hole pixels are blanked before Canny, and edges in

@@ -4,9 +4,9 @@ import pytest
 import torch
 from helpers import SIZE, fit, smooth_images
 
+from inpaintlab.compositing import composite
 from inpaintlab.errors import ConfigError
 from inpaintlab.losses.reconstruction import context_encoder_l2
-from inpaintlab.models.base import composite
 from inpaintlab.models.context_encoder import ContextEncoderModule
 
 

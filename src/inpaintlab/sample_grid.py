@@ -9,6 +9,8 @@ import torch
 import torchvision
 from torch import Tensor
 
+from inpaintlab.compositing import composite
+
 HOLE_SHADE = 1.0  # holes are shown white in the masked input
 
 
@@ -18,7 +20,7 @@ def sample_grid(image: Tensor, mask: Tensor, pred: Tensor, extras: Sequence[Tens
     hole = mask.bool().expand_as(image)
     masked = image.masked_fill(hole, HOLE_SHADE)
     output = pred.clamp(0, 1).to(image.dtype)
-    composed = torch.where(hole, output, image)
+    composed = composite(output, image, mask)
     columns = [
         masked,
         output,

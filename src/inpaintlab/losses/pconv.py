@@ -7,6 +7,7 @@ import os
 import torch
 from torch import Tensor, nn
 
+from inpaintlab.compositing import composite
 from inpaintlab.errors import ConfigError
 from inpaintlab.losses.perceptual import perceptual_loss, style_loss
 from inpaintlab.losses.total_variation import dilate_holes, total_variation
@@ -75,13 +76,13 @@ class PartialConvLoss(nn.Module):
 
     def forward(self, output: Tensor, target: Tensor, mask: Tensor) -> dict[str, Tensor]:
         """{term name: unweighted value} for the non-zero weights, plus the weighted "total"."""
-        composite = mask * output + (1 - mask) * target
+        composed = composite(output, target, mask)
         terms = self._pixel_terms(output, target, mask)
         if self.features is not None:
-            terms.update(self._feature_terms(output, composite, target))
+            terms.update(self._feature_terms(output, composed, target))
         if self.weights["tv"]:
             region = dilate_holes(mask) if self.tv_region == "dilated_hole" else None
-            terms["tv"] = total_variation(composite, region)
+            terms["tv"] = total_variation(composed, region)
         total = sum(
             (self.weights[WEIGHT_OF[name]] * v for name, v in terms.items()), output.new_zeros(())
         )

@@ -15,6 +15,7 @@ from torch import Tensor
 
 from inpaintlab import __version__
 from inpaintlab.checkpoint import CHECKPOINT_KEY, read_checkpoint
+from inpaintlab.compositing import composite
 from inpaintlab.errors import CheckpointError
 from inpaintlab.evaluation.metrics import BinnedMetrics
 from inpaintlab.sample_grid import sample_grid, save_grid
@@ -25,11 +26,6 @@ def plain(config: Any) -> Any:
     if isinstance(config, DictConfig):
         return OmegaConf.to_container(config, resolve=True)
     return config
-
-
-def composite(pred: Tensor, image: Tensor, mask: Tensor) -> Tensor:
-    """Keep known pixels exactly and take the prediction inside the hole (mask 1 = hole)."""
-    return torch.where(mask.bool(), pred.to(image.dtype), image)
 
 
 class InpaintingModule(pl.LightningModule):

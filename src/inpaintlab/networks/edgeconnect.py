@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm as with_spectral_norm
 
+from inpaintlab.compositing import composite
 from inpaintlab.errors import DataError
 from inpaintlab.networks.init import init_dcgan_weights
 
@@ -60,7 +61,7 @@ def composite_edges(predicted: Tensor, true_edges: Tensor, mask: Tensor) -> Tens
         ...                 torch.tensor([[[[0.0, 1.0]]]]))
         tensor([[[[1., 0.]]]])
     """
-    return predicted * mask + true_edges * (1 - mask)
+    return composite(predicted, true_edges, mask)
 
 
 def check_side_lengths(height: int, width: int) -> None:

@@ -220,3 +220,26 @@ def test_sample_source_has_fixed_splits(tmp_path):
     }
     assert names == expected
     assert len(expected["val"]) == 2 and len(expected["test"]) == 1
+
+
+def test_named_split_folders_merge_and_hold_out_val(tmp_path):
+    train = [_write(tmp_path / "train" / f"a{i}.png") for i in range(12)]
+    extra = [_write(tmp_path / "val" / f"b{i}.png") for i in range(8)]
+    test = [_write(tmp_path / "test" / "t.png")]
+    folders = {"train": ["train", "val"], "test": ["test"]}
+    splits = FolderSource(tmp_path, val_fraction=0.25, folders=folders).splits()
+    assert len(splits["val"]) == 5 and splits["test"] == test
+    assert sorted(splits["train"] + splits["val"]) == sorted(train + extra)
+    assert not set(splits["train"]) & set(splits["val"])
+    again = FolderSource(tmp_path, val_fraction=0.25, folders=folders).splits()
+    assert again == splits
+
+
+def test_named_split_folders_are_checked(tmp_path):
+    _write(tmp_path / "train" / "a.png")
+    with pytest.raises(ConfigError, match="folders"):
+        FolderSource(tmp_path, folders={"training": ["train"]})
+    with pytest.raises(ConfigError, match="val_fraction"):
+        FolderSource(tmp_path, val_fraction=0.0, folders={"train": ["train"]})
+    with pytest.raises(DataError, match="missing"):
+        FolderSource(tmp_path, folders={"train": ["train"], "val": ["missing"]}).splits()

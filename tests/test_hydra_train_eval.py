@@ -19,6 +19,7 @@ REQUIRED_KEYS = {
     ("data", "folder"): "data.root",
     ("mask", "folder"): "mask.root",
     ("experiment", "pconv_places256_finetune"): "model.init_from",
+    ("experiment", "cpu_quality"): "data.root",
 }
 NOT_COMPOSABLE_ALONE = {"hydra", "local", "paths"}
 

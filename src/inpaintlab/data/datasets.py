@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -183,8 +183,10 @@ class FolderSource(DatasetSource):
 
     Without sub-folders, each file's split follows from a hash of its relative path and
     `split_seed`: deterministic, independent of listing order, and adding files barely moves
-    the others. When there is no test split (no `test/` folder, `test_fraction` 0) the test
-    split is the val split.
+    the others. `folders` names the sub-folders of each split explicitly, e.g.
+    `{"train": ["train", "val"], "test": ["test"]}`; a split it leaves out is val, held out
+    from train by `val_fraction` in the same seeded way. When there is no test split (no
+    `test/` folder, `test_fraction` 0) the test split is the val split.
     """
 
     def __init__(
@@ -196,6 +198,7 @@ class FolderSource(DatasetSource):
         repeat: int = 1,
         eval_repeat: int = 1,
         cache: bool = False,
+        folders: Mapping[str, Sequence[str]] | None = None,
     ):
         super().__init__(repeat, eval_repeat)
         if root is None or str(root).strip() == "":
@@ -210,6 +213,7 @@ class FolderSource(DatasetSource):
         self.test_fraction = test_fraction
         self.split_seed = split_seed
         self.cache = cache
+        self.folders = _check_split_folders(folders, val_fraction)
         self._splits: dict[Split, list[Path]] | None = None
 
     def splits(self) -> dict[Split, list[Path]]:
@@ -221,7 +225,9 @@ class FolderSource(DatasetSource):
     def _resolve_splits(self) -> dict[Split, list[Path]]:
         if not self.root.is_dir():
             raise DataError(f"{ROOT_KEY}={self.root} does not exist: point it at an image folder")
-        if (self.root / "train").is_dir() and (self.root / "val").is_dir():
+        if self.folders is not None:
+            splits = self._splits_from_folders(self.folders)
+        elif (self.root / "train").is_dir() and (self.root / "val").is_dir():
             splits = {name: list_images(self.root / name) for name in SPLITS}
             for name in ("train", "val"):
                 if not splits[name]:
@@ -238,11 +244,49 @@ class FolderSource(DatasetSource):
             splits["test"] = splits["val"]
         return splits
 
+    def _splits_from_folders(self, folders: Mapping[str, Sequence[str]]) -> dict[Split, list[Path]]:
+        """The images of each split's sub-folders; val held out from train when not named."""
+        splits: dict[Split, list[Path]] = {"test": []}
+        for split, names in folders.items():
+            files = []
+            for name in names:
+                folder = self.root / name
+                if not folder.is_dir() or not (found := list_images(folder)):
+                    raise DataError(f"{folder} holds no images ({_EXTENSIONS_TEXT})")
+                files += found
+            splits[split] = sorted(files)
+        if "val" not in folders:
+            held_out = split_by_fraction(
+                splits["train"], self.root, self.val_fraction, 0.0, self.split_seed
+            )
+            splits["train"], splits["val"] = held_out["train"], held_out["val"]
+        return splits
+
     def _build(
         self, split: Split, image_size: int, channels: int, train: bool, repeat: int
     ) -> ImageFolderDataset:
         files = self.splits()[split]
         return ImageFolderDataset(files, image_size, channels, train, repeat, self.cache)
+
+
+def _check_split_folders(
+    folders: Mapping[str, Sequence[str]] | None, val_fraction: float
+) -> dict[str, list[str]] | None:
+    """`FolderSource.folders` as plain lists, after checking its split names."""
+    if folders is None:
+        return None
+    unknown = sorted(set(folders) - set(SPLITS))
+    if unknown or "train" not in folders:
+        raise ConfigError(
+            f"data.source.folders must map train (and optionally val, test) to sub-folders, "
+            f"got keys {sorted(folders)}"
+        )
+    if "val" not in folders and val_fraction <= 0:
+        raise ConfigError(
+            "data.source.folders names no val folders: set data.source.val_fraction > 0 "
+            "to hold out val images from train"
+        )
+    return {split: [str(name) for name in names] for split, names in folders.items()}
 
 
 _EXTENSIONS_TEXT = "expected " + "/".join(sorted(ext[1:] for ext in IMAGE_EXTENSIONS)) + " files"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,14 +24,20 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(
-            f"checkpoint {path} does not exist: pass ckpt_path=<run>/checkpoints/last.ckpt"
+            f"checkpoint {path} does not exist: give a file such as <run>/checkpoints/last.ckpt"
         )
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(
+            f"{path} holds objects other than tensors and plain containers, which could run "
+            "code when loaded: inpaintlab refuses it; use a checkpoint written by train.py"
+        ) from error
     except Exception as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CheckpointError(
-            f"cannot read checkpoint {path} ({reason}): is it a file written by train.py?"
+            f"cannot read checkpoint {path} ({reason}): it is truncated or not a checkpoint "
+            "written by train.py"
         ) from error
     if not isinstance(checkpoint, dict) or CHECKPOINT_KEY not in checkpoint:
         raise CheckpointError(

@@ -1,4 +1,5 @@
-"""The `inpaintlab` command: tools around training (`inpaintlab masks` previews a mask config)."""
+"""The `inpaintlab` command: `masks` previews a mask config, `inpaint` fills the holes of your
+own photos with a checkpoint, `export` saves a checkpoint as a torch.export program."""
 
 from __future__ import annotations
 
@@ -53,10 +54,46 @@ def positive_int(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Argument parser with one sub-command per tool."""
-    parser = argparse.ArgumentParser(prog="inpaintlab", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+def non_negative_int(text: str) -> int:
+    """argparse type: a whole number of at least 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
+def threshold(text: str) -> float:
+    """argparse type: a number in [0, 1)."""
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
+    return value
+
+
+def run_inpaint(args: argparse.Namespace) -> int:
+    """Fill the holes of one photo or a folder of photos with a trained checkpoint."""
+    from inpaintlab.photos import inpaint_photos, plan_jobs
+
+    jobs = plan_jobs(args.image, args.mask, args.out, compare=args.compare)
+    return inpaint_photos(jobs, args)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Export a checkpoint with torch.export."""
+    from inpaintlab.export import export_checkpoint
+
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise InpaintlabError(f"{out} already exists: pass --overwrite or choose another --out")
+    done = export_checkpoint(args.ckpt, out, tuple(args.size) if args.size else None)
+    print(
+        f"wrote {done.path}: images of {done.height}x{done.width} (height x width), any batch "
+        f"size; largest difference from the checkpoint on a test batch: {done.max_difference:.1e}"
+    )
+    return 0
+
+
+def add_masks_parser(commands: argparse._SubParsersAction) -> None:
     masks = commands.add_parser("masks", help="render a preview grid of a mask config to PNG")
     masks.add_argument(
         "config", help="a conf/mask/ name: center, boxes, freeform, irregular_thin, ..."
@@ -71,9 +108,104 @@ def build_parser() -> argparse.ArgumentParser:
     masks.add_argument("--rows", type=positive_int, default=4)
     masks.add_argument("--cols", type=positive_int, default=8)
     masks.add_argument("--seed", type=int, default=0)
-    masks.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    masks.add_argument(
+        "--force", "--overwrite", action="store_true", help="overwrite --out if it exists"
+    )
     masks.add_argument("--config-dir", default=None, help="Hydra config folder (default: ./conf)")
     masks.set_defaults(handler=preview_masks)
+
+
+INPAINT_HELP = """\
+Fill the holes of a photo (or of every photo in a folder) with a model trained by train.py.
+The model type, its size rule and channels are read from the checkpoint. Any image size
+works; the result keeps the image's size (after EXIF rotation) and its known pixels exactly
+(bit for bit in PNG; JPEG output is lossy). Images may be RGB, greyscale (kept grey), RGBA
+(alpha ignored unless --mask alpha) or 16-bit (written as 8-bit). Masks are read as grey
+levels: with --mask-hole white (default) pixels brighter than --threshold (default 0.5, so
+anti-aliased greys go to the nearer side) are holes; with black, darker ones."""
+
+
+def add_inpaint_parser(commands: argparse._SubParsersAction) -> None:
+    inpaint = commands.add_parser(
+        "inpaint",
+        help="fill the holes of your own photos with a trained checkpoint",
+        description=INPAINT_HELP,
+    )
+    inpaint.add_argument("--ckpt", required=True, help="a checkpoint written by train.py")
+    inpaint.add_argument(
+        "--image", required=True, help="a photo, or a folder of photos (paired with masks by name)"
+    )
+    inpaint.add_argument(
+        "--mask",
+        required=True,
+        help="the mask file; a folder of masks named like the photos (photo.jpg pairs with "
+        "photo.png) when --image is a folder; or 'alpha': transparent pixels are holes",
+    )
+    inpaint.add_argument(
+        "--out",
+        required=True,
+        help="the result file (.png or .jpg), or a folder for <photo name>.png results",
+    )
+    inpaint.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    inpaint.add_argument(
+        "--mask-hole",
+        choices=("white", "black"),
+        default="white",
+        help="which mask colour marks the holes (default: %(default)s)",
+    )
+    inpaint.add_argument(
+        "--threshold",
+        type=threshold,
+        default=0.5,
+        help="grey level in [0, 1) that separates hole from known pixels in non-binary masks "
+        "(default: %(default)s)",
+    )
+    inpaint.add_argument(
+        "--dilate", type=non_negative_int, default=0, help="grow the holes by N pixels (square)"
+    )
+    inpaint.add_argument(
+        "--resize-mask",
+        action="store_true",
+        help="resize a mask of another size to the photo's (nearest); without it that is an error",
+    )
+    inpaint.add_argument(
+        "--compare",
+        action="store_true",
+        help="also write input | mask | result side by side to <out name>_compare.png",
+    )
+    inpaint.add_argument(
+        "--overwrite", action="store_true", help="replace existing results (never by default)"
+    )
+    inpaint.set_defaults(handler=run_inpaint)
+
+
+def add_export_parser(commands: argparse._SubParsersAction) -> None:
+    export = commands.add_parser(
+        "export",
+        help="export a checkpoint with torch.export (.pt2) for deployment",
+        description="Save a program mapping (image, mask 1 = hole) at one size, any batch, to "
+        "the composite, as `inpaint` computes it; load it with torch.export.load(path).module().",
+    )
+    export.add_argument("--ckpt", required=True, help="a checkpoint written by train.py")
+    export.add_argument("--out", required=True, help="the program file to write, e.g. model.pt2")
+    export.add_argument(
+        "--size",
+        type=positive_int,
+        nargs=2,
+        metavar=("HEIGHT", "WIDTH"),
+        help="input size of the program (default: the training image size)",
+    )
+    export.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    export.set_defaults(handler=run_export)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Argument parser with one sub-command per tool."""
+    parser = argparse.ArgumentParser(prog="inpaintlab", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    add_masks_parser(commands)
+    add_inpaint_parser(commands)
+    add_export_parser(commands)
     return parser
 
 

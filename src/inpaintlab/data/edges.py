@@ -43,12 +43,25 @@ def hysteresis(candidates: Tensor) -> Tensor:
     """
     allowed = (candidates > 0).float()
     edges = (candidates == 1).float()
+    if torch.compiler.is_exporting():
+        # an exported graph cannot branch on data: the same loop as a while_loop operator
+        _, edges, _ = torch.while_loop(
+            lambda previous, edges, _: (previous != edges).any(),
+            lambda _, edges, allowed: (edges.clone(), _grow(edges, allowed), allowed.clone()),
+            (edges, _grow(edges, allowed), allowed),
+        )
+        return edges.to(candidates.dtype)
     while True:
-        previous = edges
-        for _ in range(GROW_STEPS):
-            edges = F.max_pool2d(edges, 3, stride=1, padding=1) * allowed
+        previous, edges = edges, _grow(edges, allowed)
         if torch.equal(previous, edges):
             return edges.to(candidates.dtype)
+
+
+def _grow(edges: Tensor, allowed: Tensor) -> Tensor:
+    """`GROW_STEPS` steps of growing `edges` into their allowed 8-neighbours."""
+    for _ in range(GROW_STEPS):
+        edges = F.max_pool2d(edges, 3, stride=1, padding=1) * allowed
+    return edges
 
 
 def mask_edges(edges: Tensor, mask: Tensor) -> Tensor:

@@ -31,6 +31,11 @@ def plain(config: Any) -> Any:
 class InpaintingModule(pl.LightningModule):
     """Base LightningModule: subclasses build networks, `inpaint` and `training_step`."""
 
+    # how inference fits images of any size (inpaintlab.inference): sides padded up to a
+    # multiple of `size_multiple`, or the image resized to `fixed_size` squared when set
+    size_multiple: int = 1
+    fixed_size: int | None = None
+
     def __init__(self, optimizer: dict, num_samples: int = 8, channels_last: bool = False) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -41,6 +46,17 @@ class InpaintingModule(pl.LightningModule):
         self.test_metrics = BinnedMetrics()
         self.run_config: dict | None = None
         self._sample_batch: dict[str, Tensor] | None = None
+
+    @property
+    def image_channels(self) -> int:
+        """Channels of the images the generator was built for (1 grey, 3 RGB)."""
+        return self.hparams["generator"].get("channels", 3)
+
+    @property
+    def fillable_box(self) -> tuple[int, int, int] | None:
+        """(top, left, size) of the only square, at `fixed_size`, in which the model can fill
+        holes; None when it fills them anywhere."""
+        return None
 
     @abstractmethod
     def inpaint(self, image: Tensor, mask: Tensor) -> Tensor:

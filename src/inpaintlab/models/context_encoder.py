@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import hydra
+import torch
 from torch import Tensor
 
 from inpaintlab.errors import ConfigError
@@ -56,6 +57,14 @@ class ContextEncoderModule(InpaintingModule):
         self.adversarial = hydra.utils.instantiate(loss["adversarial"])
         self.loss_weights = {k: v for k, v in loss.items() if k != "adversarial"}
 
+    @property
+    def fixed_size(self) -> int:
+        return self.generator.image_size
+
+    @property
+    def fillable_box(self) -> tuple[int, int, int] | None:
+        return center_patch_box(self.fixed_size) if self.setting == "center" else None
+
     def configure_optimizers(self) -> list[Any]:
         scale = self.hparams.generator_lr_scale
         return [
@@ -103,8 +112,8 @@ class ContextEncoderModule(InpaintingModule):
 
     def _check_holes(self, mask: Tensor) -> None:
         """In the centre setting every hole must lie inside the predicted centre patch."""
-        if self.setting != "center":
-            return
+        if self.setting != "center" or torch.compiler.is_compiling():
+            return  # an exported or compiled graph cannot raise; inference checks beforehand
         top, left, size = center_patch_box(mask.shape[-1])
         outside = mask.clone()
         outside[..., top : top + size, left : left + size] = 0

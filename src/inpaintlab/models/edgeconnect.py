@@ -36,6 +36,8 @@ class EdgeConnectModule(InpaintingModule):
     (padded to a multiple of 4 by reflection, cropped back).
     """
 
+    size_multiple = SIDE_MULTIPLE
+
     def __init__(
         self,
         edge_generator: dict,
@@ -79,6 +81,10 @@ class EdgeConnectModule(InpaintingModule):
         for pair in ("edge", "inpaint"):
             if pair not in STAGE_PAIRS[stage]:
                 self._pair(pair).requires_grad_(False).eval()
+
+    @property
+    def image_channels(self) -> int:
+        return self.hparams["inpaint_generator"].get("channels", 3)
 
     def _pair(self, name: str) -> nn.ModuleList:
         return nn.ModuleList(
@@ -213,9 +219,14 @@ class EdgeConnectModule(InpaintingModule):
 
 
 def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
-    """Reflection-pad the bottom and right of `x` so its sides are multiples of `multiple`."""
+    """Reflection-pad the bottom and right of `x` so its sides are multiples of `multiple`,
+    reflecting again where a side is shorter than its padding (a 1 px side is repeated)."""
     height, width = x.shape[-2:]
     pad_h, pad_w = -height % multiple, -width % multiple
-    if not (pad_h or pad_w):
-        return x
-    return F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
+    while pad_h or pad_w:
+        step_h, step_w = min(pad_h, x.shape[-2] - 1), min(pad_w, x.shape[-1] - 1)
+        if not (step_h or step_w):
+            return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        x = F.pad(x, (0, step_w, 0, step_h), mode="reflect")
+        pad_h, pad_w = pad_h - step_h, pad_w - step_w
+    return x

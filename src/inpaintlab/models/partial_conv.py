@@ -50,6 +50,10 @@ class PartialConvModule(InpaintingModule):
             self.discriminator = hydra.utils.instantiate(discriminator)
             self.adversarial = hydra.utils.instantiate(loss["adversarial"])
 
+    @property
+    def size_multiple(self) -> int:
+        return 2**self.generator.depth
+
     def configure_optimizers(self) -> list[Any]:
         optimizers = [self.build_optimizer(self.generator.parameters())]
         if self.discriminator is not None:

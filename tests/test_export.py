@@ -1,0 +1,82 @@
+"""`inpaintlab export`: torch.export programs give the eager Inpainter's output."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from tiny_checkpoints import KINDS, save_checkpoint, tiny_model
+
+from inpaintlab.cli import main
+from inpaintlab.export import export_checkpoint
+from inpaintlab.inference import Inpainter
+
+
+def batch(channels: int, height: int, width: int, n: int = 3):
+    generator = torch.Generator().manual_seed(7)
+    image = torch.rand(n, channels, height, width, generator=generator)
+    mask = torch.zeros(n, 1, height, width)
+    mask[0, :, 15:21, 20:30] = 1  # centred holes of several shapes, one sample without any
+    mask[2, :, 14:22, 24:27] = 1
+    return image, mask
+
+
+@pytest.mark.parametrize(("kind", "channels"), [*((k, 3) for k in KINDS), ("pconv", 1)])
+def test_exported_program_matches_the_eager_inpainter(tmp_path, kind, channels):
+    ckpt = save_checkpoint(tiny_model(kind, channels), tmp_path / "model.ckpt")
+    exported = export_checkpoint(ckpt, tmp_path / "model.pt2", size=(36, 50))
+    assert exported.max_difference < 1e-5 and (exported.height, exported.width) == (36, 50)
+    program = torch.export.load(exported.path).module()
+    image, mask = batch(channels, 36, 50)
+    expected = Inpainter.from_checkpoint(ckpt, "cpu")(image, mask)
+    with torch.no_grad():
+        result = program(image, mask)
+    assert result.shape == expected.shape
+    assert torch.allclose(result, expected, atol=1e-5)
+    assert torch.equal(result[1], image[1])
+
+
+def test_export_size_defaults_to_the_training_size(tmp_path, capsys):
+    model = tiny_model("pconv")
+    model.run_config = {"data": {"image_size": 24}}
+    ckpt = save_checkpoint(model, tmp_path / "model.ckpt")
+    assert main(["export", "--ckpt", str(ckpt), "--out", str(tmp_path / "m.pt2")]) == 0
+    assert "images of 24x24" in capsys.readouterr().out
+    program = torch.export.load(tmp_path / "m.pt2")
+    image, mask = program.example_inputs[0]
+    assert image.shape[-2:] == (24, 24) and mask.shape[-2:] == (24, 24)
+
+
+def export(ckpt, out, *options: str) -> int:
+    return main(["export", "--ckpt", str(ckpt), "--out", str(out), *options])
+
+
+def test_existing_program_is_kept_without_overwrite(tmp_path, capsys):
+    ckpt = save_checkpoint(tiny_model("ce_center"), tmp_path / "model.ckpt")
+    out = tmp_path / "model.pt2"
+    out.write_bytes(b"earlier export")
+    assert export(ckpt, out) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "--overwrite" in err and "\n" not in err
+    assert out.read_bytes() == b"earlier export"
+    assert export(ckpt, out, "--overwrite") == 0
+    assert torch.export.load(out).module()(*batch(3, 32, 32)).shape == (3, 3, 32, 32)
+
+
+@pytest.mark.parametrize(
+    ("setup", "options", "fragment"),
+    [
+        ("no_size", (), "--size"),
+        ("random_sigma", ("--size", "32", "32"), "random Canny sigma"),
+        ("bad_suffix", ("--size", "32", "32"), "*.pt2"),
+    ],
+)
+def test_what_cannot_be_exported_is_a_one_line_error(tmp_path, capsys, setup, options, fragment):
+    model = tiny_model("edgeconnect")
+    if setup == "random_sigma":
+        model.hparams["edges"]["sigma"] = 0.0
+    ckpt = save_checkpoint(model, tmp_path / "model.ckpt")
+    out = tmp_path / ("model.pt" if setup == "bad_suffix" else "model.pt2")
+    assert export(ckpt, out, *options) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and fragment in err and "\n" not in err
+    assert not out.exists()

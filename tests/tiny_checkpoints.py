@@ -1,0 +1,119 @@
+"""Tiny untrained models of each kind, saved as checkpoints in the format train.py writes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+
+from inpaintlab.models.base import InpaintingModule
+from inpaintlab.models.context_encoder import ContextEncoderModule
+from inpaintlab.models.edgeconnect import EdgeConnectModule
+from inpaintlab.models.partial_conv import PartialConvModule
+
+ADAM = {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-3}
+ADVERSARIAL = {"_target_": "inpaintlab.losses.adversarial.AdversarialLoss"}
+CE_SIZE = 32  # the Context Encoder's training size
+KINDS = ("pconv", "edgeconnect", "ce_random_region", "ce_center")
+
+
+def network(name: str, **kwargs) -> dict:
+    return {"_target_": f"inpaintlab.networks.{name}", **kwargs}
+
+
+def patch_discriminator(channels: int) -> dict:
+    return network("discriminators.PatchDiscriminator", channels=channels, base_channels=4)
+
+
+def pconv(channels: int) -> PartialConvModule:
+    return PartialConvModule(
+        generator=network("pconv_unet.PConvUNet", channels=channels, depth=3, base_channels=8),
+        discriminator=patch_discriminator(channels),
+        optimizer=ADAM,
+        loss={
+            "valid": 1.0,
+            "hole": 6.0,
+            "perceptual": 0.0,
+            "style": 0.0,
+            "tv": 0.1,
+            "vgg_weights": "none",
+            "adversarial_weight": 0.0,
+            "adversarial": ADVERSARIAL,
+        },
+    )
+
+
+def edgeconnect(channels: int) -> EdgeConnectModule:
+    small = {"residual_blocks": 1, "base_channels": 8}
+    return EdgeConnectModule(
+        edge_generator=network("edgeconnect.EdgeGenerator", **small),
+        inpaint_generator=network("edgeconnect.InpaintGenerator", channels=channels, **small),
+        edge_discriminator=patch_discriminator(2),
+        inpaint_discriminator=patch_discriminator(channels),
+        edges={"_target_": "inpaintlab.data.edges.EdgeDetector", "sigma": 1.0},
+        optimizer=ADAM,
+        loss={
+            "edge_adversarial": 1.0,
+            "feature_matching": 10.0,
+            "l1": 1.0,
+            "inpaint_adversarial": 0.1,
+            "perceptual": 0.0,
+            "style": 0.0,
+            "vgg_weights": "none",
+            "adversarial": ADVERSARIAL,
+        },
+        stage="joint",
+    )
+
+
+def context_encoder(channels: int, setting: str) -> ContextEncoderModule:
+    return ContextEncoderModule(
+        generator=network(
+            "context_encoder.ContextEncoderGenerator",
+            image_size=CE_SIZE,
+            channels=channels,
+            base_channels=8,
+            bottleneck=16,
+        ),
+        discriminator=network(
+            "discriminators.DCGANDiscriminator", channels=channels, base_channels=8
+        ),
+        optimizer=ADAM,
+        loss={
+            "reconstruction_weight": 0.999,
+            "adversarial_weight": 0.001,
+            "overlap_weight": 10.0,
+            "known_weight": 0.0,
+            "adversarial": ADVERSARIAL,
+        },
+        setting=setting,
+    )
+
+
+def tiny_model(kind: str, channels: int = 3) -> InpaintingModule:
+    """An untrained tiny model of `kind` (one of KINDS), seeded, in eval mode."""
+    torch.manual_seed(0)
+    if kind.startswith("ce_"):
+        return context_encoder(channels, kind.removeprefix("ce_")).eval()
+    return {"pconv": pconv, "edgeconnect": edgeconnect}[kind](channels).eval()
+
+
+def save_checkpoint(model: InpaintingModule, path: Path) -> Path:
+    """What Trainer.save_checkpoint stores of a model (weights, hparams, the model's own
+    entry), without a Trainer."""
+    checkpoint = {
+        "state_dict": model.state_dict(),
+        "hyper_parameters": dict(model.hparams),
+        "pytorch-lightning_version": pl.__version__,
+    }
+    model.on_save_checkpoint(checkpoint)
+    torch.save(checkpoint, path)
+    return path
+
+
+def save_tiny_checkpoints(folder: Path) -> dict[str, Path]:
+    """An RGB checkpoint of every kind, keyed by kind, and a greyscale PConv ("pconv_grey")."""
+    paths = {kind: save_checkpoint(tiny_model(kind), folder / f"{kind}.ckpt") for kind in KINDS}
+    paths["pconv_grey"] = save_checkpoint(tiny_model("pconv", 1), folder / "pconv_grey.ckpt")
+    return paths

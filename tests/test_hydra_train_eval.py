@@ -18,10 +18,12 @@ from inpaintlab.training import train
 REQUIRED_KEYS = {
     ("data", "folder"): "data.root",
     ("mask", "folder"): "mask.root",
+    ("mask", "folder_fixed"): "mask.root",
     ("experiment", "pconv_places256_finetune"): "model.init_from",
     ("experiment", "cpu_quality"): "data.root",
 }
-NOT_COMPOSABLE_ALONE = {"hydra", "local", "paths"}
+# evaluate/ is composed into eval.yaml's top level (test_eval_config_composes)
+NOT_COMPOSABLE_ALONE = {"hydra", "local", "paths", "evaluate"}
 
 
 def config_options() -> list[tuple[str, str]]:
@@ -80,7 +82,7 @@ def test_eval_config_composes(tmp_path):
     from conftest import compose_config
 
     cfg = compose_config("eval", ["ckpt_path=x.ckpt"], tmp_path)
-    assert cfg.split == "test"
+    assert cfg.split == "test" and cfg.metrics.lpips == "auto" and list(cfg.methods) == []
 
 
 MASK_KINDS = [
@@ -93,6 +95,7 @@ MASK_KINDS = [
     "scratches",
     "mixture",
     "folder",
+    "folder_fixed",
 ]
 
 
@@ -122,7 +125,7 @@ def assert_trained_and_validated(metrics: dict[str, float]) -> None:
 @pytest.mark.parametrize("mask", MASK_KINDS)
 def test_fast_dev_run_for_each_model_and_mask_kind(compose_train, tmp_path, model, mask):
     overrides = ["debug=fdr", f"mask={mask}", f"model={model}", *MODEL_OVERRIDES[model]]
-    if mask == "folder":
+    if mask.startswith("folder"):
         overrides.append(f"mask.root={write_masks(tmp_path / 'masks', 3)}")
     assert_trained_and_validated(train(compose_train(*overrides)))
 
@@ -166,15 +169,19 @@ def test_train_then_eval_reproduces_the_logged_validation_psnr(tmp_path):
         "eval.py",
         f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
         "split=val",
-        "trainer.limit_val_batches=2",
+        "max_images=8",  # the 2 validation batches of 4 that debug=limit logs
+        "metrics.lpips=false",
+        "metrics.fid=false",
         f"hydra.run.dir={eval_dir}",
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    evaluated = json.loads((eval_dir / "metrics.json").read_text())["bins"]["all"]["psnr"]
-    assert evaluated == pytest.approx(logged, abs=1e-4)
+    methods = json.loads((eval_dir / "metrics.json").read_text())["methods"]
+    evaluated = methods["run/last"]["bins"]["all"]
+    assert evaluated["count"] == 8
+    assert evaluated["psnr"] == pytest.approx(logged, abs=1e-4)
     rows = list(csv.DictReader((eval_dir / "metrics.csv").read_text().splitlines()))
-    assert rows[0]["bin"] == "all" and int(rows[0]["count"]) > 0
+    assert rows[0]["bin"] == "all" and int(rows[0]["count"]) == 8
 
 
 def test_resume_continues_from_the_saved_epoch(tmp_path):
@@ -295,7 +302,7 @@ def test_instantiated_mask_configs_are_generators(compose_train, tmp_path):
 
     roots = required_values(tmp_path)
     for mask in MASK_KINDS:
-        extra = [f"mask.root={roots['mask.root']}"] if mask == "folder" else []
+        extra = [f"mask.root={roots['mask.root']}"] if mask.startswith("folder") else []
         cfg = compose_train(f"mask={mask}", *extra)
         assert isinstance(hydra.utils.instantiate(cfg.mask), MaskGenerator)
 

@@ -46,6 +46,43 @@ def hole_l1_per_image(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     return torch.where(area > 0, error / area, torch.nan)
 
 
+def image_scores(pred: Tensor, target: Tensor, mask: Tensor) -> dict[str, Tensor]:
+    """Per-image psnr, ssim, hole_l1x100 (hole L1 x 100) and hole_ratio of composites `pred`."""
+    pred, target, mask = (t.detach().float() for t in (pred, target, mask))
+    return {
+        "psnr": psnr_per_image(pred, target),
+        "ssim": ssim_per_image(pred, target),
+        "hole_l1x100": 100 * hole_l1_per_image(pred, target, mask),
+        "hole_ratio": mask.flatten(1).mean(1),
+    }
+
+
+def bin_groups(hole_ratio: Tensor) -> dict[str, Tensor]:
+    """{"all": every image, bin name: the images in that bin} as bool masks; empty bins left out."""
+    bins = bin_index(hole_ratio)
+    groups = {"all": torch.ones_like(bins, dtype=torch.bool)}
+    groups |= {name: bins == i for i, name in enumerate(BIN_NAMES)}
+    return {name: members for name, members in groups.items() if members.any()}
+
+
+def group_means(values: dict[str, Tensor], hole_ratio: Tensor) -> dict[str, dict[str, float]]:
+    """{group: {"count": images, name: mean of values[name]}} for the groups of `bin_groups`.
+
+    NaN values (hole L1 of an image without a hole) are left out of the means; a metric
+    with no value in a group is left out of that group.
+    """
+    results: dict[str, dict[str, float]] = {}
+    for group, members in bin_groups(hole_ratio).items():
+        row = {"count": float(members.sum())}
+        for name, value in values.items():
+            kept = value[members]
+            kept = kept[~kept.isnan()]
+            if kept.numel():
+                row[name] = kept.double().mean().item()
+        results[group] = row
+    return results
+
+
 class BinnedMetrics(Metric):
     """PSNR, SSIM and hole L1 x 100 per image, averaged overall and per hole-ratio bin.
 
@@ -66,11 +103,9 @@ class BinnedMetrics(Metric):
 
     def update(self, pred: Tensor, target: Tensor, mask: Tensor) -> None:
         """Add a batch of composites `pred`, ground truths `target` and hole masks `mask`."""
-        pred, target, mask = (t.detach().float() for t in (pred, target, mask))
-        self.psnr.append(psnr_per_image(pred, target))
-        self.ssim.append(ssim_per_image(pred, target))
-        self.hole_l1x100.append(100 * hole_l1_per_image(pred, target, mask))
-        self.hole_ratio.append(mask.flatten(1).mean(1))
+        scores = image_scores(pred, target, mask)
+        for name in self._VALUES:
+            getattr(self, name).append(scores[name])
 
     def _gathered(self) -> dict[str, Tensor]:
         """Each state as one CPU tensor (empty before any update)."""
@@ -83,20 +118,11 @@ class BinnedMetrics(Metric):
     def compute(self) -> dict[str, float]:
         """Means by group and image counts, as described in the class docstring."""
         values = self._gathered()
-        bins = bin_index(values.pop("hole_ratio"))
-        groups = {"all": torch.ones_like(bins, dtype=torch.bool)}
-        groups |= {name: bins == i for i, name in enumerate(BIN_NAMES)}
-        results: dict[str, float] = {}
-        for group, members in groups.items():
-            if not members.any():
-                continue
-            results[f"count/{group}"] = float(members.sum())
-            for name, value in values.items():
-                kept = value[members]
-                kept = kept[~kept.isnan()]
-                if kept.numel():
-                    results[f"{name}/{group}"] = kept.double().mean().item()
-        return results
+        hole_ratio = values.pop("hole_ratio")
+        groups = group_means(values, hole_ratio)
+        return {
+            f"{name}/{group}": value for group, row in groups.items() for name, value in row.items()
+        }
 
     def per_image_records(self) -> list[dict[str, float | str]]:
         """One dict per image (psnr, ssim, hole_l1x100, hole_ratio, bin), e.g. for a CSV file."""

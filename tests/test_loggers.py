@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import struct
+import time
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +66,15 @@ def wandb_records(run: Path) -> list[wandb_internal_pb2.Record]:
 def of_type(records: list, name: str) -> list:
     """The payloads of the records of one kind (config, history, exit, ...)."""
     return [getattr(r, name) for r in records if r.WhichOneof("record_type") == name]
+
+
+def exit_records(run: Path, patience: float = 30.0) -> list:
+    """The exit records of an offline run; wandb's writer process may still be flushing the
+    last one when the run has returned, so wait for it a little."""
+    deadline = time.monotonic() + patience
+    while not (found := of_type(wandb_records(run), "exit")) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return found
 
 
 def as_dict(items) -> dict:
@@ -185,11 +195,11 @@ def test_wandb_run_is_closed_as_failed_when_training_fails(
     with pytest.raises(RuntimeError, match="injected failure"):
         train(compose_train("logger=wandb", *SHORT_RUN))
     assert wandb.run is None
-    (finished,) = of_type(wandb_records(offline_run(tmp_path)), "exit")
+    (finished,) = exit_records(offline_run(tmp_path))
     assert finished.exit_code != 0
 
 
-def test_multirun_jobs_each_get_their_own_wandb_run(offline_wandb, tmp_path):
+def test_multirun_jobs_each_get_their_own_wandb_run_in_the_sweeps_group(offline_wandb, tmp_path):
     sweep_dir = tmp_path / "sweep"
     result = run_script(
         "train.py",
@@ -205,9 +215,11 @@ def test_multirun_jobs_each_get_their_own_wandb_run(offline_wandb, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     runs = [offline_run(sweep_dir / job) for job in ("0", "1")]
     assert runs[0].name.split("-")[-1] != runs[1].name.split("-")[-1]
-    for run, mask in zip(runs, ("CenterBoxMask", "FreeFormMask"), strict=True):
+    for job, run, mask in zip("01", runs, ("CenterBoxMask", "FreeFormMask"), strict=True):
         records = wandb_records(run)
         assert synced_config(records)["mask"]["_target_"].endswith(mask)
+        (info,) = of_type(records, "run")  # grouped under the sweep, named by job number
+        assert (info.run_group, info.display_name) == ("debug-sweep", f"debug-{job}")
         assert any("val/psnr/all" in row for row in history(records))
         assert [r.exit_code for r in of_type(records, "exit")] == [0]
     assert not list((tmp_path / "wandb").glob("*run-*")), "a run escaped its job folder"

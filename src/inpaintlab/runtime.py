@@ -58,10 +58,13 @@ def save_config(cfg: DictConfig, path: Path) -> Path:
 
 
 def instantiate_list(cfg: DictConfig | None) -> list[Any]:
-    """Instantiate every entry of a config mapping whose value has a `_target_`."""
+    """Instantiate every entry of a config mapping whose value has a `_target_` (entries set to
+    null, as in `callbacks.rich_progress_bar=null`, are switched off)."""
     if not cfg:
         return []
-    return [hydra.utils.instantiate(entry) for entry in cfg.values() if "_target_" in entry]
+    return [
+        hydra.utils.instantiate(entry) for entry in cfg.values() if entry and "_target_" in entry
+    ]
 
 
 @contextmanager

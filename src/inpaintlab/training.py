@@ -15,11 +15,11 @@ from rich.console import Console
 from inpaintlab.checkpoint import read_checkpoint
 from inpaintlab.errors import ConfigError
 from inpaintlab.models.base import InpaintingModule
+from inpaintlab.resume import resolve_ckpt_path, save_run_config
 from inpaintlab.runtime import (
     instantiate_list,
     loggers_closed_at_exit,
     print_config_tree,
-    save_config,
     seed_everything,
 )
 
@@ -64,7 +64,7 @@ def refuse_to_overwrite(folder: Path | None, resuming: bool) -> None:
     if folder is not None and not resuming and any(folder.glob("*.ckpt")):
         raise ConfigError(
             f"{folder} already holds checkpoints: choose a new hydra.run.dir, "
-            "or resume that run with ckpt_path=<its last.ckpt>"
+            "or resume that run with ckpt_path=last"
         )
 
 
@@ -74,9 +74,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     resolve_auto_setting(cfg)
     output_dir = Path(cfg.paths.output_dir)
     ckpt_dir = checkpoint_dir(cfg)
-    if cfg.ckpt_path:
-        read_checkpoint(cfg.ckpt_path)
-    refuse_to_overwrite(ckpt_dir, resuming=bool(cfg.ckpt_path))
+    ckpt_path = resolve_ckpt_path(cfg.ckpt_path, ckpt_dir)
+    if ckpt_path:
+        read_checkpoint(ckpt_path)
+    refuse_to_overwrite(ckpt_dir, resuming=bool(ckpt_path))
     # config.yaml sits in the checkpoint folder before fitting starts; runs that would really
     # overwrite checkpoints were refused just above, so Lightning's warning is noise
     warnings.filterwarnings("ignore", message=CHECKPOINT_DIR_WARNING)
@@ -91,18 +92,31 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     )
     config_path = (ckpt_dir or output_dir) / "config.yaml"
     if trainer.is_global_zero:
-        save_config(cfg, config_path)
+        config_path = save_run_config(cfg, config_path, resuming=bool(ckpt_path))
     with loggers_closed_at_exit(loggers):
         for logger in loggers:
             logger.log_hyperparams(model.run_config)
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
         if cfg.test:
             best = trainer.checkpoint_callback.best_model_path if ckpt_dir else None
             trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
+        if cfg.get("evaluate") and trainer.is_global_zero:
+            evaluate_best_checkpoint(cfg.evaluate, trainer, output_dir / "evaluation")
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if trainer.is_global_zero:
         report_artifacts(trainer, output_dir, config_path)
     return metrics
+
+
+def evaluate_best_checkpoint(settings: DictConfig, trainer: pl.Trainer, folder: Path) -> None:
+    """Evaluate the run's best checkpoint (last when none is ranked) beside `settings.methods`."""
+    from inpaintlab.evaluation.evaluate import run_evaluation  # it builds data with this module
+
+    checkpointing = trainer.checkpoint_callback
+    if checkpointing is None:
+        raise ConfigError("evaluate: needs a checkpoint: keep callbacks.model_checkpoint on")
+    best = checkpointing.best_model_path or checkpointing.last_model_path
+    run_evaluation(settings, folder, checkpoints=[best])
 
 
 def report_artifacts(trainer: pl.Trainer, output_dir: Path, config_path: Path) -> None:

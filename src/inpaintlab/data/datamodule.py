@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Any
 import pytorch_lightning as pl
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from inpaintlab.data.datasets import DatasetSource, Split
 from inpaintlab.errors import ConfigError
+from inpaintlab.resume import gather_from_ranks, generator_state, rank_entry, restore_generator
 
 if TYPE_CHECKING:
     from inpaintlab.data.masks import MaskGenerator
@@ -29,6 +30,12 @@ class InpaintingDataModule(pl.LightningDataModule):
     `seed + global_rank`; val/test/predict batches are not augmented and the mask of sample
     `i` is drawn from a generator seeded with `seed + i`, the same in every epoch and run.
     `predict_dataloader` serves the test split. `pin_memory` applies only when CUDA is present.
+
+    Under DDP each process gets `batch_size` images per step; val/test/predict samples are
+    split between processes without repeats (`ShardSampler`), so metrics count each once.
+    The training mask generators' states are part of checkpoints (`state_dict`), per rank, so a
+    resumed run draws the masks an uninterrupted run would have drawn.
+
     `source` builds the splits from `root` (a source class, or a partial one from the config),
     so every dataset is located by the one key `data.root`.
     """
@@ -71,6 +78,8 @@ class InpaintingDataModule(pl.LightningDataModule):
         self.seed = seed
         self.datasets: dict[Split, Dataset] = {}
         self._train_generator: torch.Generator | None = None
+        # this rank's mask generator state from a checkpoint, for the generator built next
+        self._resumed_state: dict[str, Any] | None = None
 
     def prepare_data(self) -> None:
         """Download or export the data (one process per node)."""
@@ -93,12 +102,33 @@ class InpaintingDataModule(pl.LightningDataModule):
             self.datasets[split] = self.source.dataset(split, self.image_size, self.channels)
         return self.datasets[split]
 
+    def _rank(self) -> tuple[int, int]:
+        """(global rank, world size) of this process; (0, 1) outside a Trainer."""
+        if self.trainer is None:
+            return 0, 1
+        return self.trainer.global_rank, self.trainer.world_size
+
+    def _eval_sampler(self, split: Split, dataset: Dataset) -> ShardSampler | None:
+        """This process's share of an evaluation split under DDP; None in a single process.
+        (Training batches get Lightning's DistributedSampler, seeded by the global seed.)"""
+        rank, world_size = self._rank()
+        if world_size == 1:
+            return None
+        if len(dataset) < world_size:
+            # a process without images would skip the metric gathering the others wait for
+            raise ConfigError(
+                f"the {split} split has {len(dataset)} image(s) for {world_size} processes: "
+                f"give it at least one image per process, or use fewer devices"
+            )
+        return ShardSampler(dataset, world_size, rank)
+
     def _loader(self, split: Split, batch_size: int, train: bool) -> DataLoader:
         dataset = self.dataset(split)
         return DataLoader(
             dataset,
             batch_size=batch_size,
             shuffle=train,
+            sampler=None if train else self._eval_sampler(split, dataset),
             # a dataset smaller than one batch would otherwise yield no training step at all
             drop_last=train and len(dataset) >= batch_size,
             num_workers=self.num_workers,
@@ -135,11 +165,23 @@ class InpaintingDataModule(pl.LightningDataModule):
             mask = self.eval_masks(index, image.shape[-2], image.shape[-1], image.device)
         return {"image": image, "mask": mask, "index": index}
 
+    def state_dict(self) -> dict[str, Any]:
+        """The training mask generator state of every rank (a collective call: all ranks)."""
+        return {"mask_generators": gather_from_ranks(generator_state(self._train_generator))}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Keep this rank's mask generator state for the generator built next."""
+        rank, world_size = self._rank()
+        states = state_dict.get("mask_generators")
+        self._resumed_state = rank_entry(states, rank, world_size, "training mask generators")
+
     def _train_masks(self, image: torch.Tensor) -> torch.Tensor:
         generator = self._train_generator
         if generator is None or generator.device != image.device:
-            rank = self.trainer.global_rank if self.trainer is not None else 0
-            generator = torch.Generator(image.device).manual_seed(self.seed + rank)
+            generator = restore_generator(self._resumed_state, image.device)
+            self._resumed_state = None
+            if generator is None:
+                generator = torch.Generator(image.device).manual_seed(self.seed + self._rank()[0])
             self._train_generator = generator
         batch, _, height, width = image.shape
         return self.mask_generator(batch, height, width, generator=generator, device=image.device)
@@ -161,3 +203,18 @@ class InpaintingDataModule(pl.LightningDataModule):
         if not masks:
             return torch.zeros(0, 1, height, width, device=device)
         return torch.cat(masks)
+
+
+class ShardSampler(DistributedSampler):
+    """Indices `rank`, `rank + num_replicas`, ... in order and without padding, so that the
+    processes together see every sample exactly once. torch's DistributedSampler repeats
+    samples to give every process as many (a repeated image would count twice in validation
+    metrics); Lightning keeps a DistributedSampler it finds instead of injecting its own."""
+
+    def __init__(self, dataset: Dataset, num_replicas: int, rank: int) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False)
+        self.total_size = len(dataset)
+        self.num_samples = len(range(rank, self.total_size, num_replicas))
+
+    def __iter__(self):
+        return iter(range(self.rank, self.total_size, self.num_replicas))

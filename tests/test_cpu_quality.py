@@ -1,10 +1,12 @@
-"""experiment=cpu_quality: composes for every model, reads train+val for training, runs."""
+"""experiment=cpu_quality: composes for every model, trains on train+val, evaluates on test."""
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import pytest
+import torch
 from helpers import smooth_images
 from torchvision.utils import save_image
 
@@ -41,15 +43,41 @@ def test_experiment_model_settings_apply_only_with_their_experiment(compose_trai
     assert compose_train("model=edgeconnect").model.stage == "edge"
 
 
-def test_cpu_quality_trains_on_train_and_val_folders(compose_train, tmp_path):
+def write_masks(folder: Path, count: int) -> Path:
+    """White-hole mask files with growing holes."""
+    folder.mkdir(parents=True)
+    for i in range(count):
+        mask = torch.zeros(1, 48, 48)
+        mask[:, 8 : 16 + 6 * i, 4 : 20 + 4 * i] = 1
+        save_image(mask, folder / f"mask{i}.png")
+    return folder
+
+
+def test_cpu_quality_trains_on_train_and_val_then_evaluates_on_test(compose_train, tmp_path):
     root = write_bsds_like(tmp_path / "bsds", {"train": 12, "val": 8, "test": 3})
     cfg = compose_train(
         "experiment=cpu_quality",
         "model=context_encoder",
         f"data.root={root}",
         "data.image_size=64",
-        "debug=fdr",
+        "data.num_workers=0",
+        "trainer.max_epochs=1",
+        "trainer.precision=32-true",
+        "trainer.limit_train_batches=1",
+        "trainer.check_val_every_n_epoch=1",
+        "callbacks.rich_progress_bar=null",
+        "print_config=false",
+        f"evaluate.mask.root={write_masks(tmp_path / 'masks', 3)}",
+        "evaluate.methods=[telea]",
+        "evaluate.metrics.lpips=false",
+        "evaluate.metrics.fid=false",
     )
     metrics = train(cfg)
-    assert metrics["val/count/all"] == 1  # 5 % of the 20 train + val images, at least one
-    assert "val/psnr/all" in metrics
+    # 5 % of the 20 train + val images (at least one), listed eval_repeat = 3 times
+    assert metrics["val/count/all"] == 3
+    with open(tmp_path / "evaluation" / "metrics.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    overall = {row["method"]: int(row["count"]) for row in rows if row["bin"] == "all"}
+    # the 3 test photos, 3 times each, for the best checkpoint (labelled <run>/best) and telea
+    assert sorted(overall.values()) == [9, 9] and overall.pop("telea") == 9
+    assert next(iter(overall)).endswith("/best")

@@ -16,11 +16,11 @@ from PIL import Image
 from inpaintlab.training import train
 
 REQUIRED_KEYS = {
-    ("data", "folder"): "data.root",
-    ("mask", "folder"): "mask.root",
-    ("mask", "folder_fixed"): "mask.root",
-    ("experiment", "pconv_places256_finetune"): "model.init_from",
-    ("experiment", "cpu_quality"): "data.root",
+    ("data", "folder"): ("data.root",),
+    ("mask", "folder"): ("mask.root",),
+    ("mask", "folder_fixed"): ("mask.root",),
+    ("experiment", "pconv_places256_finetune"): ("model.init_from",),
+    ("experiment", "cpu_quality"): ("data.root", "evaluate.mask.root"),
 }
 # evaluate/ is composed into eval.yaml's top level (test_eval_config_composes)
 NOT_COMPOSABLE_ALONE = {"hydra", "local", "paths", "evaluate"}
@@ -59,9 +59,11 @@ def write_masks(folder: Path, count: int, size: int = 200) -> Path:
 
 def required_values(tmp_path: Path) -> dict[str, str]:
     """Values for the keys that configs leave for the user to give (`???`)."""
+    masks = str(write_masks(tmp_path / "masks", 3))
     return {
         "data.root": str(write_images(tmp_path / "images", 6)),
-        "mask.root": str(write_masks(tmp_path / "masks", 3)),
+        "mask.root": masks,
+        "evaluate.mask.root": masks,
         "model.init_from": str(tmp_path / "stage1.ckpt"),
     }
 
@@ -69,9 +71,8 @@ def required_values(tmp_path: Path) -> dict[str, str]:
 @pytest.mark.parametrize(("group", "option"), config_options())
 def test_every_config_composes_and_resolves(compose_train, tmp_path, group, option):
     overrides = [f"{group}={option}"]
-    if (group, option) in REQUIRED_KEYS:
-        key = REQUIRED_KEYS[group, option]
-        overrides.append(f"{key}={required_values(tmp_path)[key]}")
+    values = required_values(tmp_path)
+    overrides += [f"{key}={values[key]}" for key in REQUIRED_KEYS.get((group, option), ())]
     cfg = compose_train(*overrides)
     with open_dict(cfg):
         del cfg["hydra"]

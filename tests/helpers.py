@@ -5,6 +5,37 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 SIZE = 64
+# Hydra overrides for tiny networks of each model, every GAN pair on (PConv with its optional
+# discriminator, EdgeConnect's joint stage: four optimisers), no VGG
+TINY_OVERRIDES = {
+    "context_encoder": [
+        "model.generator.base_channels=8",
+        "model.generator.bottleneck=16",
+        "model.discriminator.base_channels=8",
+        "mask=center",
+    ],
+    "pconv": [
+        "model.generator.depth=3",
+        "model.generator.base_channels=8",
+        "model.discriminator.base_channels=8",
+        "loss.perceptual=0",
+        "loss.style=0",
+        "loss.adversarial_weight=0.1",
+        "mask=freeform",
+    ],
+    "edgeconnect": [
+        "model.stage=joint",
+        "model.edge_generator.residual_blocks=1",
+        "model.edge_generator.base_channels=8",
+        "model.inpaint_generator.residual_blocks=1",
+        "model.inpaint_generator.base_channels=8",
+        "model.edge_discriminator.base_channels=8",
+        "model.inpaint_discriminator.base_channels=8",
+        "loss.perceptual=0",
+        "loss.style=0",
+        "mask=freeform",
+    ],
+}
 
 
 def smooth_images(n: int, seed: int = 0) -> torch.Tensor:

@@ -15,6 +15,7 @@ import pytorch_lightning as pl
 import torch
 import torch.multiprocessing as mp
 from conftest import compose_config
+from helpers import TINY_OVERRIDES
 from omegaconf import OmegaConf
 from PIL import Image
 
@@ -23,36 +24,6 @@ from inpaintlab.data.datamodule import ShardSampler
 from inpaintlab.errors import ConfigError
 from inpaintlab.training import build_datamodule, train
 
-# tiny networks at 32 px, every GAN pair on (PConv with its optional discriminator), no VGG
-TINY = {
-    "context_encoder": [
-        "model.generator.base_channels=8",
-        "model.generator.bottleneck=16",
-        "model.discriminator.base_channels=8",
-        "mask=center",
-    ],
-    "pconv": [
-        "model.generator.depth=3",
-        "model.generator.base_channels=8",
-        "model.discriminator.base_channels=8",
-        "loss.perceptual=0",
-        "loss.style=0",
-        "loss.adversarial_weight=0.1",
-        "mask=freeform",
-    ],
-    "edgeconnect": [
-        "model.stage=joint",
-        "model.edge_generator.residual_blocks=1",
-        "model.edge_generator.base_channels=8",
-        "model.inpaint_generator.residual_blocks=1",
-        "model.inpaint_generator.base_channels=8",
-        "model.edge_discriminator.base_channels=8",
-        "model.inpaint_discriminator.base_channels=8",
-        "loss.perceptual=0",
-        "loss.style=0",
-        "mask=freeform",
-    ],
-}
 VAL_IMAGES = 3  # odd: a padding sampler would score one image twice with 2 processes
 
 
@@ -81,7 +52,7 @@ def run_overrides(model: str, images: Path, *extra: str) -> list[str]:
     """A short, quiet, deterministic run of `model` on the image folder: 32 px, batch 2."""
     return [
         f"model={model}",
-        *TINY[model],
+        *TINY_OVERRIDES[model],
         "data=folder",
         f"data.root={images}",
         "data.image_size=32",
@@ -152,7 +123,7 @@ def ddp_runs(tmp_path_factory) -> Path:
                 f"+callbacks.rank_state.folder={out / model}",
             ),
         )
-        for model in TINY
+        for model in TINY_OVERRIDES
     ]
     resume = run_overrides("context_encoder", images, "trainer=ddp_cpu", "mask=freeform")
     runs += [
@@ -169,7 +140,7 @@ def per_rank(key: str) -> bool:
     return "running_" in key or key.endswith("num_batches_tracked")
 
 
-@pytest.mark.parametrize("model", sorted(TINY))
+@pytest.mark.parametrize("model", sorted(TINY_OVERRIDES))
 def test_both_ranks_end_with_identical_weights(ddp_runs, model):
     rank0, rank1 = (torch.load(ddp_runs / model / f"rank{r}.pt") for r in (0, 1))
     assert rank0.keys() == rank1.keys()
@@ -181,7 +152,7 @@ def test_both_ranks_end_with_identical_weights(ddp_runs, model):
     assert checkpoint["loops"]["fit_loop"]["epoch_loop.batch_progress"]["total"]["completed"] == 2
 
 
-@pytest.mark.parametrize("model", sorted(TINY))
+@pytest.mark.parametrize("model", sorted(TINY_OVERRIDES))
 def test_ddp_validation_equals_single_process_evaluation(ddp_runs, model):
     logged = json.loads((ddp_runs / model / "metrics.json").read_text())
     assert logged["val/count/all"] == VAL_IMAGES

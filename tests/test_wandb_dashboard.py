@@ -5,6 +5,7 @@ at every validation, the resolved config, tags, group and checkpoint artifacts."
 from __future__ import annotations
 
 import wandb
+from helpers import TINY_OVERRIDES
 from test_loggers import (  # noqa: F401
     history,
     of_type,
@@ -18,17 +19,7 @@ from inpaintlab.evaluation.bins import BIN_NAMES
 from inpaintlab.training import train
 
 # EdgeConnect's joint stage steps four optimisers: edge G and D, inpaint G and D
-EDGECONNECT_JOINT = (
-    "model=edgeconnect",
-    "model.stage=joint",
-    "model.edge_generator.residual_blocks=1",
-    "model.edge_generator.base_channels=8",
-    "model.inpaint_generator.residual_blocks=1",
-    "model.inpaint_generator.base_channels=8",
-    "model.edge_discriminator.base_channels=8",
-    "model.inpaint_discriminator.base_channels=8",
-    "loss.vgg_weights=none",
-)
+EDGECONNECT_JOINT = ("model=edgeconnect", *TINY_OVERRIDES["edgeconnect"])
 OPTIMISER_LOSSES = ("train/edge_g_loss", "train/edge_d_loss", "train/g_loss", "train/d_loss")
 # validation (and so a sample panel) every 2 training batches, twice in the one epoch
 RUN = (

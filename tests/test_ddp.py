@@ -107,8 +107,9 @@ def ddp_worker(rank: int, port: int, runs: list[tuple[str, list[str]]], out: Pat
 
 @pytest.fixture(scope="module")
 def ddp_runs(tmp_path_factory) -> Path:
-    """In 2 processes: a run of 2 steps for every variant, and a Context Encoder run of 2
-    epochs next to one of 1 epoch resumed for a second. Returns the folder of the runs."""
+    """In 2 processes: a run of 2 steps for every variant (with generator EMA), and a Context
+    Encoder run of 2 epochs next to one of 1 epoch resumed for a second. Returns the folder of
+    the runs."""
     out = tmp_path_factory.mktemp("ddp")
     images = write_image_folder(out / "images", train=8, val=VAL_IMAGES)
     runs = [
@@ -119,6 +120,8 @@ def ddp_runs(tmp_path_factory) -> Path:
                 images,
                 "trainer=ddp_cpu",
                 "trainer.max_epochs=1",
+                # the generators' averages must agree between ranks and serve validation
+                "model.ema_decay=0.9",
                 f"+callbacks.rank_state._target_={SaveRankState.__module__}.SaveRankState",
                 f"+callbacks.rank_state.folder={out / model}",
             ),

@@ -33,6 +33,14 @@ def images(tmp_path_factory) -> Path:
     return write_image_folder(tmp_path_factory.mktemp("images"), train=8, val=2)
 
 
+# generator averages and a learning-rate schedule stepped every batch must resume too
+SWITCHES = [
+    "model.ema_decay=0.9",
+    "model.scheduler={_target_:torch.optim.lr_scheduler.ExponentialLR,_partial_:true,gamma:0.9}",
+    "model.scheduler_interval=step",
+]
+
+
 def fit(folder: Path, images: Path, model: str, epochs: int, *extra: str) -> dict[str, float]:
     """Train `model` for `epochs` epochs of BATCHES batches, writing under `folder`."""
     overrides = run_overrides(
@@ -42,6 +50,7 @@ def fit(folder: Path, images: Path, model: str, epochs: int, *extra: str) -> dic
         f"trainer.limit_train_batches={BATCHES}",
         "trainer.limit_val_batches=1",
         *RESUME_EXTRAS[model],
+        *SWITCHES,
         *extra,
     )
     return train(compose_config("train", overrides, folder))
@@ -72,6 +81,8 @@ def assert_same_training_state(straight: dict, resumed: dict) -> None:
     assert straight["epoch"] == resumed["epoch"]
     assert_equal_nested(straight["state_dict"], resumed["state_dict"], "state_dict")
     assert_equal_nested(straight["optimizer_states"], resumed["optimizer_states"], "optimizers")
+    assert_equal_nested(straight["lr_schedulers"], resumed["lr_schedulers"], "schedulers")
+    assert any(key.startswith("generator_average.") for key in resumed["state_dict"])
 
 
 @pytest.mark.parametrize("model", sorted(RESUME_EXTRAS))

@@ -26,7 +26,7 @@ def patch_discriminator(channels: int) -> dict:
     return network("discriminators.PatchDiscriminator", channels=channels, base_channels=4)
 
 
-def pconv(channels: int) -> PartialConvModule:
+def pconv(channels: int, **switches) -> PartialConvModule:
     return PartialConvModule(
         generator=network("pconv_unet.PConvUNet", channels=channels, depth=3, base_channels=8),
         discriminator=patch_discriminator(channels),
@@ -41,10 +41,11 @@ def pconv(channels: int) -> PartialConvModule:
             "adversarial_weight": 0.0,
             "adversarial": ADVERSARIAL,
         },
+        **switches,
     )
 
 
-def edgeconnect(channels: int) -> EdgeConnectModule:
+def edgeconnect(channels: int, **switches) -> EdgeConnectModule:
     small = {"residual_blocks": 1, "base_channels": 8}
     return EdgeConnectModule(
         edge_generator=network("edgeconnect.EdgeGenerator", **small),
@@ -64,10 +65,11 @@ def edgeconnect(channels: int) -> EdgeConnectModule:
             "adversarial": ADVERSARIAL,
         },
         stage="joint",
+        **switches,
     )
 
 
-def context_encoder(channels: int, setting: str) -> ContextEncoderModule:
+def context_encoder(channels: int, setting: str, **switches) -> ContextEncoderModule:
     return ContextEncoderModule(
         generator=network(
             "context_encoder.ContextEncoderGenerator",
@@ -88,15 +90,17 @@ def context_encoder(channels: int, setting: str) -> ContextEncoderModule:
             "adversarial": ADVERSARIAL,
         },
         setting=setting,
+        **switches,
     )
 
 
-def tiny_model(kind: str, channels: int = 3) -> InpaintingModule:
-    """An untrained tiny model of `kind` (one of KINDS), seeded, in eval mode."""
+def tiny_model(kind: str, channels: int = 3, **switches) -> InpaintingModule:
+    """An untrained tiny model of `kind` (one of KINDS), seeded, in eval mode; `switches` are
+    training switches (conf/model/switches/default.yaml)."""
     torch.manual_seed(0)
     if kind.startswith("ce_"):
-        return context_encoder(channels, kind.removeprefix("ce_")).eval()
-    return {"pconv": pconv, "edgeconnect": edgeconnect}[kind](channels).eval()
+        return context_encoder(channels, kind.removeprefix("ce_"), **switches).eval()
+    return {"pconv": pconv, "edgeconnect": edgeconnect}[kind](channels, **switches).eval()
 
 
 def save_checkpoint(model: InpaintingModule, path: Path) -> Path:

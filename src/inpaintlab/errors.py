@@ -15,3 +15,7 @@ class DataError(InpaintlabError):
 
 class CheckpointError(InpaintlabError):
     """A checkpoint is missing, unreadable or was not written by inpaintlab."""
+
+
+class TrainingError(InpaintlabError):
+    """Training cannot go on (a non-finite loss); the message says what was saved."""

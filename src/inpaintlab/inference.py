@@ -17,11 +17,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from inpaintlab.checkpoint import model_from_checkpoint, read_checkpoint
-from inpaintlab.compositing import composite
+from inpaintlab.compositing import composite, pad_to_multiple
 from inpaintlab.data.edges import greyscale
 from inpaintlab.errors import ConfigError, DataError
 from inpaintlab.models.base import InpaintingModule
-from inpaintlab.models.edgeconnect import pad_to_multiple
 
 FULL_MASK_MESSAGE = "the mask covers the whole image: the result is the model's guess alone"
 

@@ -48,7 +48,8 @@ def build_datamodule(cfg: DictConfig, data: DictConfig, mask: DictConfig, train:
 
 def build_model(cfg: DictConfig) -> InpaintingModule:
     """The configured LightningModule; it keeps the resolved run config for its checkpoints."""
-    model = hydra.utils.instantiate(cfg.model, loss=cfg.loss)
+    # plain containers (a scheduler config, network settings): checkpoints load weights-only
+    model = hydra.utils.instantiate(cfg.model, loss=cfg.loss, _convert_="all")
     model.run_config = OmegaConf.to_container(cfg, resolve=True)
     return model
 

@@ -37,15 +37,14 @@ class ContextEncoderModule(InpaintingModule):
         loss: dict,
         setting: str = "center",
         generator_lr_scale: float = 10.0,
-        num_samples: int = 8,
-        channels_last: bool = False,
+        **switches: Any,
     ) -> None:
         generator, discriminator, optimizer, loss = map(
             plain, (generator, discriminator, optimizer, loss)
         )
         if setting not in SETTINGS:
             raise ConfigError(f"model.setting={setting!r} is not one of {', '.join(SETTINGS)}")
-        super().__init__(optimizer, num_samples=num_samples, channels_last=channels_last)
+        super().__init__(optimizer, **switches)
         # the run config (all groups) is logged once by the training task, not these again
         self.save_hyperparameters(logger=False)
         self.setting = setting
@@ -56,6 +55,7 @@ class ContextEncoderModule(InpaintingModule):
         self.discriminator = hydra.utils.instantiate(discriminator, input_size=patch)
         self.adversarial = hydra.utils.instantiate(loss["adversarial"])
         self.loss_weights = {k: v for k, v in loss.items() if k != "adversarial"}
+        self.build_generator_average()
 
     @property
     def fixed_size(self) -> int:
@@ -65,16 +65,16 @@ class ContextEncoderModule(InpaintingModule):
     def fillable_box(self) -> tuple[int, int, int] | None:
         return center_patch_box(self.fixed_size) if self.setting == "center" else None
 
-    def configure_optimizers(self) -> list[Any]:
+    def create_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         scale = self.hparams.generator_lr_scale
-        return [
-            self.build_optimizer(self.generator.parameters(), lr_scale=scale),
-            self.build_optimizer(self.discriminator.parameters()),
-        ]
+        return {
+            "generator": self.build_optimizer(self.generator.parameters(), lr_scale=scale),
+            "discriminator": self.build_optimizer(self.discriminator.parameters()),
+        }
 
     def inpaint(self, image: Tensor, mask: Tensor) -> Tensor:
         self._check_holes(mask)
-        pred = self.generator(image, mask)
+        pred = self.inference_network("generator")(image, mask)
         if self.setting == "random_region":
             return pred
         return paste_center_patch(image, pred.to(image.dtype))
@@ -91,7 +91,7 @@ class ContextEncoderModule(InpaintingModule):
             d_loss = self.adversarial.discriminator_loss(
                 self.discriminator(real), self.discriminator(pred.detach())
             )
-            self.step_optimizer(opt_d, d_loss)
+            self.step_optimizer(opt_d, d_loss, "d_loss")
             self.log("train/d_loss", d_loss, on_epoch=True)
         rec_loss = context_encoder_l2(pred, real, weight)
         g_loss = self.loss_weights["reconstruction_weight"] * rec_loss
@@ -99,7 +99,7 @@ class ContextEncoderModule(InpaintingModule):
             adv_loss = self.adversarial.generator_loss(self.discriminator(pred))
             g_loss = g_loss + self.loss_weights["adversarial_weight"] * adv_loss
             self.log("train/g_adv", adv_loss, on_epoch=True)
-        self.step_optimizer(opt_g, g_loss)
+        self.step_optimizer(opt_g, g_loss, "g_loss")
         self.log("train/g_loss", g_loss, on_epoch=True, prog_bar=True)
         self.log("train/rec_loss", rec_loss, on_epoch=True)
 

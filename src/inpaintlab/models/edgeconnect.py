@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from inpaintlab.compositing import pad_to_multiple
 from inpaintlab.data.edges import greyscale, mask_edges
 from inpaintlab.errors import ConfigError
 from inpaintlab.evaluation.edge_metrics import EdgeAccuracy
@@ -16,6 +17,7 @@ from inpaintlab.losses.edgeconnect import EdgeConnectInpaintLoss, feature_matchi
 from inpaintlab.models.base import InpaintingModule, plain
 from inpaintlab.networks.edgeconnect import SIDE_MULTIPLE, composite_edges
 
+ROLES = ("generator", "discriminator")
 # which (generator, discriminator) pairs each stage trains (Nazeri et al.'s four modes)
 STAGE_PAIRS = {
     "edge": ("edge",),
@@ -50,8 +52,7 @@ class EdgeConnectModule(InpaintingModule):
         stage: str = "edge",
         edge_ckpt: str | None = None,
         discriminator_lr_scale: float = 0.1,
-        num_samples: int = 8,
-        channels_last: bool = False,
+        **switches: Any,
     ) -> None:
         if stage not in STAGE_PAIRS:
             raise ConfigError(f"model.stage={stage!r} is not one of {', '.join(STAGE_PAIRS)}")
@@ -64,7 +65,7 @@ class EdgeConnectModule(InpaintingModule):
             plain, networks
         )
         edges, optimizer, loss = map(plain, (edges, optimizer, loss))
-        super().__init__(optimizer, num_samples=num_samples, channels_last=channels_last)
+        super().__init__(optimizer, **switches)
         self.save_hyperparameters(logger=False)
         self.stage = stage
         self.edge_generator = hydra.utils.instantiate(edge_generator)
@@ -81,15 +82,22 @@ class EdgeConnectModule(InpaintingModule):
         for pair in ("edge", "inpaint"):
             if pair not in STAGE_PAIRS[stage]:
                 self._pair(pair).requires_grad_(False).eval()
+        self.build_generator_average()
+
+    @property
+    def network_names(self) -> tuple[str, ...]:
+        return tuple(f"{pair}_{role}" for pair in ("edge", "inpaint") for role in ROLES)
+
+    @property
+    def trained_generator_names(self) -> tuple[str, ...]:
+        return tuple(f"{pair}_generator" for pair in STAGE_PAIRS[self.stage])
 
     @property
     def image_channels(self) -> int:
         return self.hparams["inpaint_generator"].get("channels", 3)
 
     def _pair(self, name: str) -> nn.ModuleList:
-        return nn.ModuleList(
-            [getattr(self, f"{name}_generator"), getattr(self, f"{name}_discriminator")]
-        )
+        return nn.ModuleList([getattr(self, f"{name}_{role}") for role in ROLES])
 
     def train(self, mode: bool = True) -> EdgeConnectModule:
         """Train/eval mode; the pairs this stage does not train stay in eval mode."""
@@ -99,13 +107,15 @@ class EdgeConnectModule(InpaintingModule):
                 self._pair(pair).eval()
         return self
 
-    def configure_optimizers(self) -> list[Any]:
+    def create_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         scale = self.hparams.discriminator_lr_scale
-        optimizers = []
+        optimizers = {}
         for pair in STAGE_PAIRS[self.stage]:
             generator, discriminator = self._pair(pair)
-            optimizers.append(self.build_optimizer(generator.parameters()))
-            optimizers.append(self.build_optimizer(discriminator.parameters(), scale))
+            optimizers[f"{pair}_generator"] = self.build_optimizer(generator.parameters())
+            optimizers[f"{pair}_discriminator"] = self.build_optimizer(
+                discriminator.parameters(), scale
+            )
         return optimizers
 
     def setup(self, stage: str) -> None:
@@ -132,14 +142,15 @@ class EdgeConnectModule(InpaintingModule):
 
     def complete_edges(self, image: Tensor, mask: Tensor, edges: Tensor) -> Tensor:
         """G1's edges inside the holes, `edges` outside."""
-        predicted = self.edge_generator(greyscale(image), edges, mask)
+        predicted = self.inference_network("edge_generator")(greyscale(image), edges, mask)
         return composite_edges(predicted, edges, mask)
 
     def inpaint(self, image: Tensor, mask: Tensor) -> Tensor:
         height, width = image.shape[-2:]
         image, mask = (pad_to_multiple(t, SIDE_MULTIPLE) for t in (image, mask))
         edges = self.complete_edges(image, mask, self.known_edges(image, mask))
-        return self.inpaint_generator(image, edges, mask)[..., :height, :width]
+        generator = self.inference_network("inpaint_generator")
+        return generator(image, edges, mask)[..., :height, :width]
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         image, mask = self.prepare_input(batch)
@@ -164,7 +175,7 @@ class EdgeConnectModule(InpaintingModule):
         d_loss = self.adversarial.discriminator_loss(
             self.edge_discriminator(real), self.edge_discriminator(fake.detach())
         )
-        self.step_optimizer(opt_d, d_loss)
+        self.step_optimizer(opt_d, d_loss, "edge_d_loss")
         fake_logits, fake_features = self.edge_discriminator.forward_with_features(fake)
         _, real_features = self.edge_discriminator.forward_with_features(real)
         adversarial = self.adversarial.generator_loss(fake_logits)
@@ -173,7 +184,7 @@ class EdgeConnectModule(InpaintingModule):
             self.weights["edge_adversarial"] * adversarial
             + self.weights["feature_matching"] * matching
         )
-        self.step_optimizer(opt_g, g_loss)
+        self.step_optimizer(opt_g, g_loss, "edge_g_loss")
         self.log_dict(
             {
                 "train/edge_d_loss": d_loss,
@@ -191,11 +202,11 @@ class EdgeConnectModule(InpaintingModule):
         d_loss = self.adversarial.discriminator_loss(
             self.inpaint_discriminator(image), self.inpaint_discriminator(output.detach())
         )
-        self.step_optimizer(opt_d, d_loss)
+        self.step_optimizer(opt_d, d_loss, "d_loss")
         terms = self.inpaint_loss(output, image, mask)
         terms["adversarial"] = self.adversarial.generator_loss(self.inpaint_discriminator(output))
         g_loss = terms["total"] + self.weights["inpaint_adversarial"] * terms["adversarial"]
-        self.step_optimizer(opt_g, g_loss)
+        self.step_optimizer(opt_g, g_loss, "g_loss")
         self.log("train/g_loss", g_loss, on_epoch=True, prog_bar=True)
         self.log("train/d_loss", d_loss, on_epoch=True)
         self.log_dict({f"train/{k}": v for k, v in terms.items() if k != "total"}, on_epoch=True)
@@ -216,17 +227,3 @@ class EdgeConnectModule(InpaintingModule):
         """Known edges and completed edges, shown after the four standard tiles."""
         known = self.known_edges(image, mask)
         return [known, self.complete_edges(image, mask, known)]
-
-
-def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
-    """Reflection-pad the bottom and right of `x` so its sides are multiples of `multiple`,
-    reflecting again where a side is shorter than its padding (a 1 px side is repeated)."""
-    height, width = x.shape[-2:]
-    pad_h, pad_w = -height % multiple, -width % multiple
-    while pad_h or pad_w:
-        step_h, step_w = min(pad_h, x.shape[-2] - 1), min(pad_w, x.shape[-1] - 1)
-        if not (step_h or step_w):
-            return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
-        x = F.pad(x, (0, step_w, 0, step_h), mode="reflect")
-        pad_h, pad_w = pad_h - step_h, pad_w - step_w
-    return x

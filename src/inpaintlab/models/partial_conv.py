@@ -6,6 +6,7 @@ from typing import Any
 
 import hydra
 from torch import Tensor
+from torch.optim import Optimizer
 
 from inpaintlab.losses.pconv import PartialConvLoss
 from inpaintlab.models.base import InpaintingModule, plain
@@ -32,13 +33,12 @@ class PartialConvModule(InpaintingModule):
         freeze_encoder_bn: bool = False,
         init_from: str | None = None,
         discriminator_lr_scale: float = 1.0,
-        num_samples: int = 8,
-        channels_last: bool = False,
+        **switches: Any,
     ) -> None:
         generator, discriminator, optimizer, loss = map(
             plain, (generator, discriminator, optimizer, loss)
         )
-        super().__init__(optimizer, num_samples=num_samples, channels_last=channels_last)
+        super().__init__(optimizer, **switches)
         self.save_hyperparameters(logger=False)
         self.generator = hydra.utils.instantiate(generator, freeze_encoder_bn=freeze_encoder_bn)
         # built when fitting starts: evaluation and inference never load the VGG weights
@@ -49,16 +49,19 @@ class PartialConvModule(InpaintingModule):
         if self.adversarial_weight > 0:
             self.discriminator = hydra.utils.instantiate(discriminator)
             self.adversarial = hydra.utils.instantiate(loss["adversarial"])
+        self.build_generator_average()
 
     @property
     def size_multiple(self) -> int:
         return 2**self.generator.depth
 
-    def configure_optimizers(self) -> list[Any]:
-        optimizers = [self.build_optimizer(self.generator.parameters())]
+    def create_optimizers(self) -> dict[str, Optimizer]:
+        optimizers = {"generator": self.build_optimizer(self.generator.parameters())}
         if self.discriminator is not None:
             scale = self.hparams.discriminator_lr_scale
-            optimizers.append(self.build_optimizer(self.discriminator.parameters(), scale))
+            optimizers["discriminator"] = self.build_optimizer(
+                self.discriminator.parameters(), scale
+            )
         return optimizers
 
     def setup(self, stage: str) -> None:
@@ -69,7 +72,7 @@ class PartialConvModule(InpaintingModule):
             self.load_network_weights(self.hparams.init_from, ["generator"], ["discriminator"])
 
     def inpaint(self, image: Tensor, mask: Tensor) -> Tensor:
-        return self.generator(image, mask).clamp(0, 1)
+        return self.inference_network("generator")(image, mask).clamp(0, 1)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         image, mask = self.prepare_input(batch)
@@ -80,13 +83,13 @@ class PartialConvModule(InpaintingModule):
             d_loss = self.adversarial.discriminator_loss(
                 self.discriminator(image), self.discriminator(output.detach())
             )
-            self.step_optimizer(optimizers[1], d_loss)
+            self.step_optimizer(optimizers[1], d_loss, "d_loss")
             self.log("train/d_loss", d_loss, on_epoch=True)
         terms = self.criterion(output, image, mask)
         g_loss = terms["total"]
         if self.discriminator is not None:
             terms["adversarial"] = self.adversarial.generator_loss(self.discriminator(output))
             g_loss = g_loss + self.adversarial_weight * terms["adversarial"]
-        self.step_optimizer(opt_g, g_loss)
+        self.step_optimizer(opt_g, g_loss, "g_loss")
         self.log("train/g_loss", g_loss, on_epoch=True, prog_bar=True)
         self.log_dict({f"train/{k}": v for k, v in terms.items() if k != "total"}, on_epoch=True)

@@ -25,6 +25,10 @@ from inpaintlab.runtime import (
 
 log = logging.getLogger("inpaintlab")
 CHECKPOINT_DIR_WARNING = r"Checkpoint directory .* exists and is not empty"
+# Lightning's advice under DDP for every key logged per epoch: val/ and test/ metrics are
+# already gathered from all processes (BinnedMetrics), train/ losses are the first process's
+# own (an all-reduce per key and step would cost more than it tells)
+SYNC_DIST_WARNING = r"It is recommended to use `self.log\('(train|val|test)/"
 
 CENTER_MASK = "inpaintlab.data.masks.CenterBoxMask"
 
@@ -82,6 +86,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     # config.yaml sits in the checkpoint folder before fitting starts; runs that would really
     # overwrite checkpoints were refused just above, so Lightning's warning is noise
     warnings.filterwarnings("ignore", message=CHECKPOINT_DIR_WARNING)
+    warnings.filterwarnings("ignore", message=SYNC_DIST_WARNING)
     if cfg.print_config:
         print_config_tree(cfg, output_dir / "config_tree.log")
     datamodule = build_datamodule(cfg, cfg.data, cfg.mask, train=True)

@@ -267,7 +267,9 @@ class InpaintingModule(pl.LightningModule):
             self.log(f"train/lr/{name}", optimizer.param_groups[0]["lr"])
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        self._evaluate_batch(batch, self.val_metrics, keep_samples=batch_idx == 0)
+        # the sample grid is built and written by the first process only
+        keep_samples = batch_idx == 0 and self.global_rank == 0
+        self._evaluate_batch(batch, self.val_metrics, keep_samples=keep_samples)
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         self._evaluate_batch(batch, self.test_metrics, keep_samples=False)
@@ -366,9 +368,8 @@ class InpaintingModule(pl.LightningModule):
     def _write_samples(self, samples: dict[str, Tensor]) -> None:
         grid = sample_grid(samples["image"], samples["mask"], samples["pred"], samples["extras"])
         step = self.logged_step()
-        if self.trainer.is_global_zero:
-            folder = Path(self.trainer.default_root_dir) / "samples"
-            save_grid(grid, folder / f"epoch{self.current_epoch:03d}_step{step:06d}.png")
+        folder = Path(self.trainer.default_root_dir) / "samples"
+        save_grid(grid, folder / f"epoch{self.current_epoch:03d}_step{step:06d}.png")
         for logger in self.loggers:
             log_image(logger, "val/samples", grid, step)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from omegaconf import DictConfig, open_dict
+from wandb_records import offline_wandb  # noqa: F401 (a fixture, shared with every module)
 
 from inpaintlab.runtime import compose_outside_hydra
 

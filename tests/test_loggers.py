@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-import struct
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +12,14 @@ import wandb
 from conftest import run_script
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from wandb.proto import wandb_internal_pb2
+from wandb_records import (
+    exit_records,
+    history,
+    of_type,
+    offline_run,
+    synced_config,
+    wandb_records,
+)
 
 from inpaintlab.models.context_encoder import ContextEncoderModule
 from inpaintlab.training import train
@@ -34,76 +38,6 @@ SHORT_RUN = (
 MODEL_TARGET = "inpaintlab.models.context_encoder.ContextEncoderModule"
 TRAIN_LOSSES = ("train/g_loss_epoch", "train/d_loss_epoch", "train/rec_loss_epoch")
 
-# A .wandb file is a leveldb-style log: a 7-byte file header, then 32 KiB blocks of chunks, each
-# with a 7-byte header (crc32, length, type); a record is one FULL chunk or FIRST..MIDDLE..LAST.
-WANDB_BLOCK = 32768
-CHUNK_HEADER = struct.Struct("<IHB")
-FULL, LAST = 1, 4
-FILE_HEADER = 7
-
-
-def wandb_records(run: Path) -> list[wandb_internal_pb2.Record]:
-    """Every record of the offline run folder `run` (what `wandb sync` would upload)."""
-    (path,) = run.glob("run-*.wandb")
-    data = path.read_bytes()
-    assert data.startswith(b":W&B")
-    records, pending, pos = [], b"", FILE_HEADER
-    while pos + CHUNK_HEADER.size <= len(data):
-        if WANDB_BLOCK - pos % WANDB_BLOCK < CHUNK_HEADER.size:
-            pos += WANDB_BLOCK - pos % WANDB_BLOCK
-            continue
-        _, length, kind = CHUNK_HEADER.unpack_from(data, pos)
-        pending += data[pos + CHUNK_HEADER.size : pos + CHUNK_HEADER.size + length]
-        pos += CHUNK_HEADER.size + length
-        if kind in (FULL, LAST):
-            record = wandb_internal_pb2.Record()
-            record.ParseFromString(pending)
-            records.append(record)
-            pending = b""
-    return records
-
-
-def of_type(records: list, name: str) -> list:
-    """The payloads of the records of one kind (config, history, exit, ...)."""
-    return [getattr(r, name) for r in records if r.WhichOneof("record_type") == name]
-
-
-def exit_records(run: Path, patience: float = 30.0) -> list:
-    """The exit records of an offline run; wandb's writer process may still be flushing the
-    last one when the run has returned, so wait for it a little."""
-    deadline = time.monotonic() + patience
-    while not (found := of_type(wandb_records(run), "exit")) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    return found
-
-
-def as_dict(items) -> dict:
-    """Decode wandb's (possibly nested) key / JSON value items into a nested dict."""
-    decoded: dict = {}
-    for item in items:
-        *parents, key = item.nested_key or [item.key]
-        node = decoded
-        for parent in parents:
-            node = node.setdefault(parent, {})
-        node[key] = json.loads(item.value_json)
-    return decoded
-
-
-def synced_config(records: list) -> dict:
-    """The run config as wandb holds it."""
-    return as_dict(item for config in of_type(records, "config") for item in config.update)
-
-
-def history(records: list) -> list[dict]:
-    """The logged rows, one dict per wandb step."""
-    return [as_dict(row.item) for row in of_type(records, "history")]
-
-
-def offline_run(save_dir: Path) -> Path:
-    """The only offline wandb run under `save_dir`."""
-    (run,) = (save_dir / "wandb").glob("offline-run-*")
-    return run
-
 
 def assert_samples_beside_validation_scores(rows: list[dict], run: Path) -> None:
     """The sample grid PNG exists and is logged at the step of the validation PSNR."""
@@ -113,20 +47,6 @@ def assert_samples_beside_validation_scores(rows: list[dict], run: Path) -> None
     assert samples[-1]["trainer/global_step"] == scores[-1]["trainer/global_step"]
     (png,) = samples[-1]["val/samples"]["filenames"]
     assert png.startswith("media/images/") and (run / "files" / png).is_file()
-
-
-@pytest.fixture
-def offline_wandb(monkeypatch, tmp_path):
-    """wandb in offline mode, writing its caches under tmp_path (never $HOME or the repo)."""
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    for name in ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR"):
-        folder = tmp_path / "wandb_home" / name.lower()
-        folder.mkdir(parents=True)
-        monkeypatch.setenv(name, str(folder))
-    yield
-    if wandb.run is not None:  # a failed test must not leave its run to the next one
-        wandb.finish()
 
 
 def test_wandb_offline_run_holds_config_metrics_and_samples(offline_wandb, compose_train, tmp_path):
@@ -185,7 +105,10 @@ def test_many_loggers_together(offline_wandb, compose_train, tmp_path):
 
 
 def test_wandb_run_is_closed_as_failed_when_training_fails(
-    offline_wandb, compose_train, tmp_path, monkeypatch
+    offline_wandb,
+    compose_train,
+    tmp_path,
+    monkeypatch,
 ):
     def fail(self, batch, batch_idx):
         assert wandb.run is not None  # the failure comes after the run was opened

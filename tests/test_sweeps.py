@@ -10,7 +10,7 @@ import pytest
 from conftest import compose_config, run_script
 from omegaconf import OmegaConf
 from test_launchers import TINY_RUN, job_folders
-from test_loggers import of_type, offline_run, offline_wandb, wandb_records  # noqa: F401
+from wandb_records import of_type, offline_run, wandb_records
 
 from inpaintlab.sweeps import sweep_objective
 
@@ -24,7 +24,7 @@ def final_metric(job: Path, name: str) -> float:
 
 
 def test_optuna_trials_maximise_the_configured_metric_and_share_a_wandb_group(
-    offline_wandb,  # noqa: F811
+    offline_wandb,
     tmp_path,
 ):
     sweep = tmp_path / "sweep"

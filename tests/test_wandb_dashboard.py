@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import wandb
 from helpers import TINY_OVERRIDES
-from test_loggers import (  # noqa: F401
+from wandb_records import (
     history,
     of_type,
     offline_run,
-    offline_wandb,
     synced_config,
     wandb_records,
 )
@@ -44,7 +43,7 @@ DASHBOARD = (
 
 
 def test_dashboard_holds_losses_bins_panels_config_tags_and_checkpoints(
-    offline_wandb,  # noqa: F811
+    offline_wandb,
     compose_train,
     tmp_path,
 ):

@@ -24,6 +24,7 @@ bench: $(STAMP)  ## the CPU-sized benchmarks; see BENCHMARKS.md for the larger o
 	$(BIN)/python benchmarks/bench_masks.py
 	$(BIN)/python benchmarks/bench_partial_conv.py
 	$(BIN)/python benchmarks/bench_train.py --model context_encoder
+	$(BIN)/python benchmarks/bench_switches.py --model context_encoder
 	$(BIN)/python benchmarks/bench_inference.py --model context_encoder --size 128 mask=center
 
 lint: $(STAMP)

@@ -153,6 +153,35 @@ def test_worker_processes_deliver_the_same_val_batches(image_root):
     assert all(torch.equal(b["mask"], m) for b, m in zip(batches, serial_masks, strict=True))
 
 
+def train_images(datamodule: InpaintingDataModule, epoch: int) -> list[torch.Tensor]:
+    loader = datamodule.train_dataloader()
+    loader.sampler.set_epoch(epoch)
+    return [batch["image"] for batch in loader]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_training_order_and_crops_depend_only_on_seed_and_epoch(image_root, workers):
+    reference = train_images(_datamodule(image_root, batch_size=2), epoch=1)
+    torch.manual_seed(123)  # the global stream plays no part
+    again = train_images(_datamodule(image_root, batch_size=2, num_workers=workers), epoch=1)
+    assert all(torch.equal(a, b) for a, b in zip(reference, again, strict=True))
+    other_epoch = train_images(_datamodule(image_root, batch_size=2), epoch=2)
+    assert not all(torch.equal(a, b) for a, b in zip(reference, other_epoch, strict=True))
+
+
+def test_a_resumed_sampler_skips_the_batches_its_epoch_already_trained_on(image_root):
+    datamodule = _datamodule(image_root, batch_size=2)
+    full = train_images(datamodule, epoch=1)
+    datamodule.load_state_dict({"train_position": [1, 1]})  # epoch 1, one batch done
+    resumed = datamodule.train_dataloader()
+    resumed.sampler.set_epoch(1)
+    rest = [batch["image"] for batch in resumed]
+    assert len(rest) == len(full) - 1
+    assert all(torch.equal(a, b) for a, b in zip(full[1:], rest, strict=True))
+    # the next pass over an epoch is whole again
+    assert len([batch for batch in resumed]) == len(full)
+
+
 def test_bad_settings_are_config_errors(image_root):
     with pytest.raises(ConfigError, match="channels"):
         _datamodule(image_root, channels=4)

@@ -114,7 +114,7 @@ def test_wandb_run_is_closed_as_failed_when_training_fails(
         assert wandb.run is not None  # the failure comes after the run was opened
         raise RuntimeError("injected failure")
 
-    monkeypatch.setattr(ContextEncoderModule, "training_step", fail)
+    monkeypatch.setattr(ContextEncoderModule, "gan_step", fail)
     with pytest.raises(RuntimeError, match="injected failure"):
         train(compose_train("logger=wandb", *SHORT_RUN))
     assert wandb.run is None

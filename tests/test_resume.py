@@ -95,6 +95,24 @@ def test_resumed_run_is_identical_to_an_uninterrupted_one(tmp_path, images, mode
     )
 
 
+OPTIMISERS = {"context_encoder": 2, "pconv": 2, "edgeconnect": 4}  # optimiser steps per batch
+
+
+@pytest.mark.parametrize("model", sorted(RESUME_EXTRAS))
+def test_a_run_resumed_mid_epoch_is_identical_to_an_uninterrupted_one(tmp_path, images, model):
+    every_batch = f"callbacks.last_checkpoint.every_n_train_steps={OPTIMISERS[model]}"
+    fit(tmp_path / "straight", images, model, 2, every_batch)
+    # stops after the first batch of the second epoch, with last.ckpt written there
+    stop = f"+trainer.max_steps={(BATCHES + 1) * OPTIMISERS[model]}"
+    fit(tmp_path / "split", images, model, 2, every_batch, stop)
+    stopped = last_checkpoint(tmp_path / "split")
+    assert stopped["InpaintingDataModule"]["train_position"] == [1, 1]  # epoch, batches done
+    fit(tmp_path / "split", images, model, 2, every_batch, "ckpt_path=last")
+    assert_same_training_state(
+        last_checkpoint(tmp_path / "straight"), last_checkpoint(tmp_path / "split")
+    )
+
+
 def test_without_random_states_a_resumed_run_drifts(tmp_path, images):
     """The comparison above has teeth: the global random streams matter."""
     fit(tmp_path / "straight", images, "context_encoder", 2)

@@ -29,6 +29,8 @@ CHECKPOINT_DIR_WARNING = r"Checkpoint directory .* exists and is not empty"
 # already gathered from all processes (BinnedMetrics), train/ losses are the first process's
 # own (an all-reduce per key and step would cost more than it tells)
 SYNC_DIST_WARNING = r"It is recommended to use `self.log\('(train|val|test)/"
+# the datamodule checkpoints its position in the epoch itself (TrainingSampler)
+MID_EPOCH_WARNING = r"You're resuming from a checkpoint that ended before the epoch ended"
 
 CENTER_MASK = "inpaintlab.data.masks.CenterBoxMask"
 
@@ -87,6 +89,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     # overwrite checkpoints were refused just above, so Lightning's warning is noise
     warnings.filterwarnings("ignore", message=CHECKPOINT_DIR_WARNING)
     warnings.filterwarnings("ignore", message=SYNC_DIST_WARNING)
+    warnings.filterwarnings("ignore", message=MID_EPOCH_WARNING)
     if cfg.print_config:
         print_config_tree(cfg, output_dir / "config_tree.log")
     datamodule = build_datamodule(cfg, cfg.data, cfg.mask, train=True)

@@ -33,8 +33,10 @@ class InpaintingDataModule(pl.LightningDataModule):
 
     Under DDP each process gets `batch_size` images per step; val/test/predict samples are
     split between processes without repeats (`ShardSampler`), so metrics count each once.
-    The training mask generators' states are part of checkpoints (`state_dict`), per rank, so a
-    resumed run draws the masks an uninterrupted run would have drawn.
+    Training order and crops depend only on `seed` and the epoch (`TrainingSampler`). The
+    training mask generators' states and the position in the epoch are part of checkpoints
+    (`state_dict`), so a run resumed anywhere, mid-epoch included, draws the samples and masks
+    an uninterrupted run would have drawn.
 
     `source` builds the splits from `root` (a source class, or a partial one from the config),
     so every dataset is located by the one key `data.root`.
@@ -80,6 +82,8 @@ class InpaintingDataModule(pl.LightningDataModule):
         self._train_generator: torch.Generator | None = None
         # this rank's mask generator state from a checkpoint, for the generator built next
         self._resumed_state: dict[str, Any] | None = None
+        # (epoch, training batches done in it) from a checkpoint, for the sampler built next
+        self._resumed_position: tuple[int, int] | None = None
 
     def prepare_data(self) -> None:
         """Download or export the data (one process per node)."""
@@ -122,13 +126,25 @@ class InpaintingDataModule(pl.LightningDataModule):
             )
         return ShardSampler(dataset, world_size, rank)
 
+    def _train_sampler(self, dataset: Dataset) -> TrainingSampler:
+        """This process's share of each shuffled epoch, resuming where a checkpoint left off."""
+        rank, world_size = self._rank()
+        sampler = TrainingSampler(dataset, world_size, rank, seed=self.seed)
+        if self._resumed_position is not None:
+            epoch, batches = self._resumed_position
+            sampler.resume_at(epoch, batches * self.batch_size)
+            self._resumed_position = None
+        return sampler
+
     def _loader(self, split: Split, batch_size: int, train: bool) -> DataLoader:
         dataset = self.dataset(split)
+        sampler = self._train_sampler(dataset) if train else self._eval_sampler(split, dataset)
         return DataLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=train,
-            sampler=None if train else self._eval_sampler(split, dataset),
+            sampler=sampler,
+            # the workers' seeds come from here, not from the global stream a checkpoint restores
+            generator=torch.Generator().manual_seed(self.seed),
             # a dataset smaller than one batch would otherwise yield no training step at all
             drop_last=train and len(dataset) >= batch_size,
             num_workers=self.num_workers,
@@ -166,14 +182,28 @@ class InpaintingDataModule(pl.LightningDataModule):
         return {"image": image, "mask": mask, "index": index}
 
     def state_dict(self) -> dict[str, Any]:
-        """The training mask generator state of every rank (a collective call: all ranks)."""
-        return {"mask_generators": gather_from_ranks(generator_state(self._train_generator))}
+        """The training mask generator state of every rank (a collective call: all ranks) and
+        the position in the training epoch."""
+        return {
+            "mask_generators": gather_from_ranks(generator_state(self._train_generator)),
+            "train_position": self._train_position(),
+        }
+
+    def _train_position(self) -> list[int] | None:
+        """[epoch, training batches done in it] while fitting (also during its validation);
+        None otherwise."""
+        if self.trainer is None or self.trainer.state.fn != "fit":
+            return None
+        done = self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        return [self.trainer.current_epoch, done]
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Keep this rank's mask generator state for the generator built next."""
+        """Keep this rank's mask generator state and the epoch position for the next fit."""
         rank, world_size = self._rank()
         states = state_dict.get("mask_generators")
         self._resumed_state = rank_entry(states, rank, world_size, "training mask generators")
+        position = state_dict.get("train_position")
+        self._resumed_position = tuple(position) if position else None
 
     def _train_masks(self, image: torch.Tensor) -> torch.Tensor:
         generator = self._train_generator
@@ -218,3 +248,29 @@ class ShardSampler(DistributedSampler):
 
     def __iter__(self):
         return iter(range(self.rank, self.total_size, self.num_replicas))
+
+
+class TrainingSampler(DistributedSampler):
+    """This process's share of a shuffled epoch, as (index, crop seed) pairs. The order and the
+    crops depend only on `seed` and the epoch (never on the global random streams or on which
+    worker decodes a sample), and `resume_at` makes the next pass over an epoch start after the
+    samples a checkpointed run already trained on. Lightning keeps it (a DistributedSampler)
+    and sets its epoch."""
+
+    def __init__(self, dataset: Dataset, num_replicas: int, rank: int, seed: int) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
+        self._resume: tuple[int, int] | None = None
+
+    def resume_at(self, epoch: int, samples: int) -> None:
+        """Skip this process's first `samples` samples when `epoch` is iterated next."""
+        self._resume = (epoch, samples)
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        crop_seeds = torch.randint(2**62, (len(self.dataset),), generator=generator).tolist()
+        start = 0
+        if self._resume is not None and self._resume[0] <= self.epoch:
+            start = self._resume[1] if self._resume[0] == self.epoch else 0
+            self._resume = None
+        shard = list(super().__iter__())[start:]
+        return iter([(index, crop_seeds[index]) for index in shard])

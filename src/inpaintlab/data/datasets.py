@@ -45,12 +45,15 @@ def resize_shorter_side(image: torch.Tensor, size: int) -> torch.Tensor:
     return TF.resize(image, [size], antialias=True)
 
 
-def crop_square(image: torch.Tensor, size: int, random: bool) -> torch.Tensor:
-    """Crop a `size` x `size` square: at a random position, or in the centre."""
+def crop_square(
+    image: torch.Tensor, size: int, random: bool, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Crop a `size` x `size` square: at a random position (drawn from `generator`, or the
+    global stream), or in the centre."""
     height, width = image.shape[-2:]
     if random:
-        top = int(torch.randint(height - size + 1, ()))
-        left = int(torch.randint(width - size + 1, ()))
+        top = int(torch.randint(height - size + 1, (), generator=generator))
+        left = int(torch.randint(width - size + 1, (), generator=generator))
     else:
         top, left = (height - size) // 2, (width - size) // 2
     return image[..., top : top + size, left : left + size].contiguous()
@@ -76,11 +79,16 @@ class SquareImageDataset(Dataset, ABC):
     def __len__(self) -> int:
         return self._num_images() * self.repeat
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def __getitem__(self, item: int | tuple[int, int]) -> dict[str, Any]:
+        """Sample `item`: an index, or (index, seed of its random crop) as the training
+        sampler gives them, so that a crop does not depend on which worker decodes it."""
+        index, crop_seed = item if isinstance(item, tuple) else (item, None)
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} items")
         image = resize_shorter_side(self._load(index % self._num_images()), self.image_size)
-        return {"image": crop_square(image, self.image_size, self.train), "index": index}
+        generator = None if crop_seed is None else torch.Generator().manual_seed(crop_seed)
+        crop = crop_square(image, self.image_size, self.train, generator)
+        return {"image": crop, "index": index}
 
 
 class ImageFolderDataset(SquareImageDataset):

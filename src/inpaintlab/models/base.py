@@ -31,7 +31,7 @@ def plain(config: Any) -> Any:
 
 class InpaintingModule(ManualGANModule):
     """Base LightningModule of the three variants: subclasses build networks (then call
-    `build_generator_average`), `create_optimizers`, `inpaint` and `training_step`."""
+    `build_generator_average`), `create_optimizers`, `inpaint` and `gan_step`."""
 
     # how inference fits images of any size (inpaintlab.inference): sides padded up to a
     # multiple of `size_multiple`, or the image resized to `fixed_size` squared when set

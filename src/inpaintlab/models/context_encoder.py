@@ -79,7 +79,7 @@ class ContextEncoderModule(InpaintingModule):
             return pred
         return paste_center_patch(image, pred.to(image.dtype))
 
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+    def gan_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         image, mask = self.prepare_input(batch)
         if batch_idx == 0:
             self._check_holes(mask)

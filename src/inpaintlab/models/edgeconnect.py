@@ -152,7 +152,7 @@ class EdgeConnectModule(InpaintingModule):
         generator = self.inference_network("inpaint_generator")
         return generator(image, edges, mask)[..., :height, :width]
 
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+    def gan_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         image, mask = self.prepare_input(batch)
         optimizers = iter(self.optimizers())
         edges = self.true_edges(image)

@@ -25,8 +25,8 @@ class ManualGANModule(pl.LightningModule):
     """Generators and discriminators updated explicitly by `step_optimizer`, one optimiser at a
     time; `switches` are the keyword options of `TrainingSwitches`
     (conf/model/switches/default.yaml). Subclasses name their networks (`network_names`,
-    `trained_generator_names`), build the optimisers (`create_optimizers`), and call
-    `build_generator_average` once their networks exist."""
+    `trained_generator_names`), build the optimisers (`create_optimizers`), train on a batch
+    (`gan_step`), and call `build_generator_average` once their networks exist."""
 
     def __init__(self, optimizer: dict, **switches: Any) -> None:
         super().__init__()
@@ -82,7 +82,7 @@ class ManualGANModule(pl.LightningModule):
 
     @abstractmethod
     def create_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        """The optimisers in the order `training_step` uses them, named (e.g. "generator")."""
+        """The optimisers in the order `gan_step` uses them, named (e.g. "generator")."""
 
     def configure_optimizers(self) -> Any:
         optimizers = self.create_optimizers()
@@ -182,7 +182,14 @@ class ManualGANModule(pl.LightningModule):
         # kept for the non-finite guard: a skipped or stopping step must not leave NaN statistics
         self._buffers_at_batch_start = [buffer.clone() for buffer in self._network_buffers()]
 
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+    @abstractmethod
+    def gan_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        """One training batch: every discriminator and generator update (`step_optimizer`)."""
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self.gan_step(batch, batch_idx)
+        # here rather than in on_train_batch_end, which Lightning calls after the callbacks':
+        # a checkpoint written at a batch's end (every N steps, on preemption) holds this work
         if self.generator_average is not None:
             self.generator_average.update(self._trained_generators())
         if self.switches.scheduler_interval == "step":

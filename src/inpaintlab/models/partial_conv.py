@@ -74,7 +74,7 @@ class PartialConvModule(InpaintingModule):
     def inpaint(self, image: Tensor, mask: Tensor) -> Tensor:
         return self.inference_network("generator")(image, mask).clamp(0, 1)
 
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+    def gan_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         image, mask = self.prepare_input(batch)
         optimizers = self.optimizers()
         opt_g = optimizers[0] if isinstance(optimizers, list) else optimizers

@@ -108,8 +108,8 @@ def ddp_worker(rank: int, port: int, runs: list[tuple[str, list[str]]], out: Pat
 @pytest.fixture(scope="module")
 def ddp_runs(tmp_path_factory) -> Path:
     """In 2 processes: a run of 2 steps for every variant (with generator EMA), and a Context
-    Encoder run of 2 epochs next to one of 1 epoch resumed for a second. Returns the folder of
-    the runs."""
+    Encoder run of 2 epochs next to one resumed after its first epoch and one resumed in the
+    middle of its second. Returns the folder of the runs."""
     out = tmp_path_factory.mktemp("ddp")
     images = write_image_folder(out / "images", train=8, val=VAL_IMAGES)
     runs = [
@@ -129,10 +129,14 @@ def ddp_runs(tmp_path_factory) -> Path:
         for model in TINY_OVERRIDES
     ]
     resume = run_overrides("context_encoder", images, "trainer=ddp_cpu", "mask=freeform")
+    # mid: last.ckpt after every batch (2 optimiser steps), stopped after 3 of 4 batches
+    every_batch = "callbacks.last_checkpoint.every_n_train_steps=2"
     runs += [
         ("straight", [*resume, "trainer.max_epochs=2"]),
         ("split", [*resume, "trainer.max_epochs=1"]),
         ("split", [*resume, "trainer.max_epochs=2", "ckpt_path=last"]),
+        ("mid", [*resume, "trainer.max_epochs=2", every_batch, "+trainer.max_steps=6"]),
+        ("mid", [*resume, "trainer.max_epochs=2", every_batch, "ckpt_path=last"]),
     ]
     mp.start_processes(ddp_worker, args=(free_port(), runs, out), nprocs=2, start_method="spawn")
     return out
@@ -185,10 +189,11 @@ def test_shards_cover_every_sample_exactly_once(size, world):
     ]
 
 
-def test_a_resumed_ddp_run_is_identical_to_an_uninterrupted_one(ddp_runs):
+@pytest.mark.parametrize("resumed_run", ["split", "mid"])
+def test_a_resumed_ddp_run_is_identical_to_an_uninterrupted_one(ddp_runs, resumed_run):
     straight, resumed = (
         read_checkpoint(ddp_runs / name / "checkpoints" / "last.ckpt")
-        for name in ("straight", "split")
+        for name in ("straight", resumed_run)
     )
     assert straight["global_step"] == resumed["global_step"] == 2 * 2 * 2  # epochs, batches, opts
     for key, value in straight["state_dict"].items():

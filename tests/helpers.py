@@ -7,12 +7,11 @@ from torch.utils.data import DataLoader, Dataset
 SIZE = 64
 # Hydra overrides for tiny networks of each model, every GAN pair on (PConv with its optional
 # discriminator, EdgeConnect's joint stage: four optimisers), no VGG
-TINY_OVERRIDES = {
+TINY_NETWORKS = {
     "context_encoder": [
         "model.generator.base_channels=8",
         "model.generator.bottleneck=16",
         "model.discriminator.base_channels=8",
-        "mask=center",
     ],
     "pconv": [
         "model.generator.depth=3",
@@ -21,7 +20,6 @@ TINY_OVERRIDES = {
         "loss.perceptual=0",
         "loss.style=0",
         "loss.adversarial_weight=0.1",
-        "mask=freeform",
     ],
     "edgeconnect": [
         "model.stage=joint",
@@ -33,8 +31,13 @@ TINY_OVERRIDES = {
         "model.inpaint_discriminator.base_channels=8",
         "loss.perceptual=0",
         "loss.style=0",
-        "mask=freeform",
     ],
+}
+# ... with a mask each model trains on as it is
+TINY_OVERRIDES = {
+    "context_encoder": [*TINY_NETWORKS["context_encoder"], "mask=center"],
+    "pconv": [*TINY_NETWORKS["pconv"], "mask=freeform"],
+    "edgeconnect": [*TINY_NETWORKS["edgeconnect"], "mask=freeform"],
 }
 
 

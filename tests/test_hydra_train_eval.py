@@ -10,6 +10,7 @@ import hydra
 import numpy as np
 import pytest
 from conftest import CONF, run_script
+from helpers import TINY_NETWORKS
 from omegaconf import OmegaConf, open_dict
 from PIL import Image
 
@@ -101,20 +102,6 @@ MASK_KINDS = [
 
 
 # small networks and random VGG weights: these runs check wiring, not quality
-MODEL_OVERRIDES = {
-    "context_encoder": ["model.generator.bottleneck=64"],
-    "pconv": ["model.generator.base_channels=16", "loss.vgg_weights=none"],
-    "edgeconnect": [
-        "model.stage=joint",
-        "model.edge_generator.residual_blocks=1",
-        "model.edge_generator.base_channels=16",
-        "model.inpaint_generator.residual_blocks=1",
-        "model.inpaint_generator.base_channels=16",
-        "loss.vgg_weights=none",
-    ],
-}
-
-
 def assert_trained_and_validated(metrics: dict[str, float]) -> None:
     """Some training loss was logged and every one is finite; validation PSNR is sane."""
     losses = [v for k, v in metrics.items() if k.startswith("train/")]
@@ -122,10 +109,10 @@ def assert_trained_and_validated(metrics: dict[str, float]) -> None:
     assert 0 < metrics["val/psnr/all"] < 100
 
 
-@pytest.mark.parametrize("model", sorted(MODEL_OVERRIDES))
+@pytest.mark.parametrize("model", sorted(TINY_NETWORKS))
 @pytest.mark.parametrize("mask", MASK_KINDS)
 def test_fast_dev_run_for_each_model_and_mask_kind(compose_train, tmp_path, model, mask):
-    overrides = ["debug=fdr", f"mask={mask}", f"model={model}", *MODEL_OVERRIDES[model]]
+    overrides = ["debug=fdr", f"mask={mask}", f"model={model}", *TINY_NETWORKS[model]]
     if mask.startswith("folder"):
         overrides.append(f"mask.root={write_masks(tmp_path / 'masks', 3)}")
     assert_trained_and_validated(train(compose_train(*overrides)))
@@ -133,14 +120,14 @@ def test_fast_dev_run_for_each_model_and_mask_kind(compose_train, tmp_path, mode
 
 def test_kind_lists_cover_every_mask_and_model_config():
     assert sorted(MASK_KINDS) == sorted(p.stem for p in (CONF / "mask").glob("*.yaml"))
-    assert sorted(MODEL_OVERRIDES) == sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
+    assert sorted(TINY_NETWORKS) == sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
 
 
-@pytest.mark.parametrize("model", sorted(MODEL_OVERRIDES))
+@pytest.mark.parametrize("model", sorted(TINY_NETWORKS))
 def test_bf16_mixed_training_is_finite(compose_train, model):
     overrides = ["debug=fdr", "trainer.precision=bf16-mixed", f"model={model}"]
     assert_trained_and_validated(
-        train(compose_train(*overrides, "mask=freeform", *MODEL_OVERRIDES[model]))
+        train(compose_train(*overrides, "mask=freeform", *TINY_NETWORKS[model]))
     )
 
 
@@ -341,13 +328,13 @@ def test_predict_returns_composites_that_keep_known_pixels(compose_train):
 
 @pytest.mark.parametrize("stage", ["edge", "inpaint", "joint"])
 def test_fast_dev_run_for_each_edgeconnect_stage(compose_train, stage):
-    overrides = [o for o in MODEL_OVERRIDES["edgeconnect"] if not o.startswith("model.stage")]
+    overrides = [o for o in TINY_NETWORKS["edgeconnect"] if not o.startswith("model.stage")]
     cfg = compose_train("debug=fdr", "model=edgeconnect", f"model.stage={stage}", *overrides)
     assert_trained_and_validated(train(cfg))
 
 
 def test_edgeconnect_stage_three_starts_from_a_stage_one_run(compose_train, tmp_path):
-    small = [o for o in MODEL_OVERRIDES["edgeconnect"] if not o.startswith("model.stage")]
+    small = [o for o in TINY_NETWORKS["edgeconnect"] if not o.startswith("model.stage")]
     stage1 = compose_train("debug=limit", "trainer.max_epochs=1", "model=edgeconnect", *small)
     train(stage1)
     edge_ckpt = tmp_path / "checkpoints" / "last.ckpt"

@@ -1,4 +1,5 @@
-"""A run resumed in its folder (ckpt_path=last) continues its metrics.csv and its wandb run."""
+"""A run resumed in its folder (ckpt_path=last) continues its metrics.csv, its TensorBoard
+events and its wandb run."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from types import SimpleNamespace
 import pytest
 import wandb
 from conftest import compose_config
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from test_ddp import one_thread, run_overrides, write_image_folder  # noqa: F401 (a fixture)
+from torch.utils.tensorboard import SummaryWriter
 from wandb_records import (
     history,
     of_type,
@@ -110,6 +113,26 @@ def test_rows_a_killed_run_logged_after_its_checkpoint_are_replaced(tmp_path, im
     assert all(KILLED not in row.values() for row in rows)
     assert max(logged(rows).values()) == 1
     assert metrics.read_text() == straight_csv
+
+
+def scalar_steps(folder: Path, tag: str) -> list[tuple[int, float]]:
+    """(step, value) of every `tag` event TensorBoard shows for `folder` (after purging)."""
+    accumulator = EventAccumulator(str(folder))
+    accumulator.Reload()
+    return [(event.step, event.value) for event in accumulator.Scalars(tag)]
+
+
+def test_tensorboard_drops_what_a_killed_run_logged_after_its_checkpoint(tmp_path, images):
+    fit(tmp_path, images, 1, "logger=tensorboard")
+    events = tmp_path / "tensorboard"
+    # the killed run went on past last.ckpt (saved after step 1) before it was stopped
+    with SummaryWriter(events) as killed:
+        for step in (2, 3):
+            killed.add_scalar("train/g_loss_step", float(KILLED), step)
+    fit(tmp_path, images, 2, "logger=tensorboard", "ckpt_path=last")
+    logged = scalar_steps(events, "train/g_loss_step")
+    assert [step for step, _ in logged] == [0, 1, 2, 3]
+    assert all(value != float(KILLED) for _, value in logged)
 
 
 def log_steps(folder: Path, steps: range, key: str) -> None:

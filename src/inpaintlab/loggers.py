@@ -1,8 +1,10 @@
 """Loggers that continue a run resumed in its own folder (`ckpt_path=last`, same hydra.run.dir).
 
-Lightning's CSV logger deletes the metrics.csv it finds in its folder, and its wandb logger
-starts a new wandb run at every launch. `ResumableCSVLogger` keeps the earlier rows instead, and
-`ResumableWandbLogger` reopens the wandb run whose id the first launch stored in the folder.
+Lightning's CSV logger deletes the metrics.csv it finds in its folder, its wandb logger starts
+a new wandb run at every launch, and TensorBoard shows the steps a killed run logged after its
+last checkpoint next to the resumed run's. `ResumableCSVLogger` keeps the earlier rows instead,
+`ResumableWandbLogger` reopens the wandb run whose id the first launch stored in the folder, and
+`ResumableTensorBoardLogger` purges the earlier events from the step the run resumes at.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lightning_fabric.loggers.logger import rank_zero_experiment
-from pytorch_lightning.loggers import CSVLogger, WandbLogger
+from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 
 STEP = "step"
@@ -109,3 +111,27 @@ class ResumableWandbLogger(WandbLogger):
 def read_run_id(path: Path) -> str | None:
     """The wandb run id stored in `path`, or None when there is none."""
     return (path.read_text().strip() or None) if path.is_file() else None
+
+
+class ResumableTensorBoardLogger(TensorBoardLogger):
+    """Lightning's TensorBoardLogger; `resume_from(step)` before the first log makes TensorBoard
+    drop the folder's earlier events from `step` on (SummaryWriter's purge_step)."""
+
+    def resume_from(self, step: int) -> None:
+        """Purge events logged at `step` or later by earlier launches in this folder."""
+        self._kwargs["purge_step"] = step  # the SummaryWriter's options, used when it is made
+
+
+def logged_step(checkpoint: dict[str, Any]) -> int | None:
+    """The step loggers were at when `checkpoint` was written (None if it does not say)."""
+    state = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.state_dict", {})
+    return state.get("_batches_that_stepped")
+
+
+def resume_loggers(loggers: list[Any], step: int | None) -> None:
+    """Tell the loggers that can purge later events the step a run resumes at."""
+    if step is None:
+        return
+    for logger in loggers:
+        if isinstance(logger, ResumableTensorBoardLogger):
+            logger.resume_from(step)

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from inpaintlab.checkpoint import read_checkpoint
 from inpaintlab.errors import ConfigError
+from inpaintlab.loggers import logged_step, resume_loggers
 from inpaintlab.models.base import InpaintingModule
 from inpaintlab.resume import resolve_ckpt_path, save_run_config
 from inpaintlab.runtime import (
@@ -82,8 +83,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     output_dir = Path(cfg.paths.output_dir)
     ckpt_dir = checkpoint_dir(cfg)
     ckpt_path = resolve_ckpt_path(cfg.ckpt_path, ckpt_dir)
-    if ckpt_path:
-        read_checkpoint(ckpt_path)
+    # read now: a missing or foreign checkpoint fails before anything is built or written
+    resumed_step = logged_step(read_checkpoint(ckpt_path)) if ckpt_path else None
     refuse_to_overwrite(ckpt_dir, resuming=bool(ckpt_path))
     # config.yaml sits in the checkpoint folder before fitting starts; runs that would really
     # overwrite checkpoints were refused just above, so Lightning's warning is noise
@@ -95,6 +96,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule = build_datamodule(cfg, cfg.data, cfg.mask, train=True)
     model = build_model(cfg)
     loggers = instantiate_list(cfg.get("logger"))
+    resume_loggers(loggers, resumed_step)
     callbacks = instantiate_list(cfg.get("callbacks"))
     trainer: pl.Trainer = hydra.utils.instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False

@@ -4,14 +4,11 @@ both stages learn, inference works at any size."""
 import pytest
 import torch
 from helpers import SIZE, fit, smooth_images
+from tiny_checkpoints import ADAM, edge_detector, edgeconnect_loss, network
 
 from inpaintlab.data.edges import greyscale
 from inpaintlab.errors import ConfigError
 from inpaintlab.models.edgeconnect import EdgeConnectModule
-
-
-def network(kind: str, **extra) -> dict:
-    return {"_target_": f"inpaintlab.networks.{kind}", **extra}
 
 
 def make_module(stage="edge", **kwargs) -> EdgeConnectModule:
@@ -23,23 +20,9 @@ def make_module(stage="edge", **kwargs) -> EdgeConnectModule:
             "discriminators.PatchDiscriminator", channels=2, base_channels=8
         ),
         inpaint_discriminator=network("discriminators.PatchDiscriminator", base_channels=8),
-        edges={"_target_": "inpaintlab.data.edges.EdgeDetector", "sigma": 1.0},
-        optimizer={
-            "_target_": "torch.optim.Adam",
-            "_partial_": True,
-            "lr": 1e-3,
-            "betas": [0.0, 0.9],
-        },
-        loss={
-            "edge_adversarial": 1.0,
-            "feature_matching": 10.0,
-            "l1": 1.0,
-            "inpaint_adversarial": 0.1,
-            "perceptual": 0.0,
-            "style": 0.0,
-            "vgg_weights": "none",
-            "adversarial": {"_target_": "inpaintlab.losses.adversarial.AdversarialLoss"},
-        },
+        edges=edge_detector(),
+        optimizer={**ADAM, "betas": [0.0, 0.9]},
+        loss=edgeconnect_loss(),
         stage=stage,
         **kwargs,
     )

@@ -22,6 +22,25 @@ def network(name: str, **kwargs) -> dict:
     return {"_target_": f"inpaintlab.networks.{name}", **kwargs}
 
 
+def edge_detector() -> dict:
+    """EdgeConnect's Canny settings (a new dict: tests change the ones a model keeps)."""
+    return {"_target_": "inpaintlab.data.edges.EdgeDetector", "sigma": 1.0}
+
+
+def edgeconnect_loss() -> dict:
+    """EdgeConnect's loss weights, the paper's without the VGG terms (a new dict)."""
+    return {
+        "edge_adversarial": 1.0,
+        "feature_matching": 10.0,
+        "l1": 1.0,
+        "inpaint_adversarial": 0.1,
+        "perceptual": 0.0,
+        "style": 0.0,
+        "vgg_weights": "none",
+        "adversarial": ADVERSARIAL,
+    }
+
+
 def patch_discriminator(channels: int) -> dict:
     return network("discriminators.PatchDiscriminator", channels=channels, base_channels=4)
 
@@ -52,18 +71,9 @@ def edgeconnect(channels: int, **switches) -> EdgeConnectModule:
         inpaint_generator=network("edgeconnect.InpaintGenerator", channels=channels, **small),
         edge_discriminator=patch_discriminator(2),
         inpaint_discriminator=patch_discriminator(channels),
-        edges={"_target_": "inpaintlab.data.edges.EdgeDetector", "sigma": 1.0},
+        edges=edge_detector(),
         optimizer=ADAM,
-        loss={
-            "edge_adversarial": 1.0,
-            "feature_matching": 10.0,
-            "l1": 1.0,
-            "inpaint_adversarial": 0.1,
-            "perceptual": 0.0,
-            "style": 0.0,
-            "vgg_weights": "none",
-            "adversarial": ADVERSARIAL,
-        },
+        loss=edgeconnect_loss(),
         stage="joint",
         **switches,
     )

@@ -25,6 +25,7 @@ from pytorch_lightning.plugins.environments import SLURMEnvironment
 from inpaintlab.errors import ConfigError
 from inpaintlab.resume import (
     LAST_FILE,
+    checkpoint_folder,
     gather_from_ranks,
     generator_state,
     rank_entry,
@@ -232,10 +233,8 @@ def agreed_signal(trainer: pl.Trainer, received: int) -> int:
 
 def last_checkpoint_path(trainer: pl.Trainer) -> Path | None:
     """Where the checkpoint callback keeps last.ckpt (None without one)."""
-    checkpointing = trainer.checkpoint_callback
-    if checkpointing is None or checkpointing.dirpath is None:
-        return None
-    return Path(checkpointing.dirpath) / LAST_FILE
+    folder = checkpoint_folder(trainer)
+    return None if folder is None else folder / LAST_FILE
 
 
 def requeue_slurm_job() -> str:

@@ -68,6 +68,14 @@ def sync_folder(folder: Path) -> None:
         os.close(descriptor)
 
 
+def checkpoint_folder(trainer: Any) -> Path | None:
+    """The folder the trainer's checkpoint callback writes to (None without one)."""
+    checkpointing = trainer.checkpoint_callback
+    if checkpointing is None or checkpointing.dirpath is None:
+        return None
+    return Path(checkpointing.dirpath)
+
+
 def resolve_ckpt_path(ckpt_path: str | None, checkpoint_dir: Path | None) -> str | None:
     """The checkpoint to resume from: `last` means <checkpoint folder>/last.ckpt, or a fresh
     start while that file does not exist yet (the first launch of a job that may be requeued)."""

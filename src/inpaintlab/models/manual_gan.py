@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from inpaintlab.errors import ConfigError, TrainingError
 from inpaintlab.models.ema import WeightAverage
 from inpaintlab.models.switches import TrainingSwitches, build_scheduler, is_plateau
+from inpaintlab.resume import checkpoint_folder
 
 AVERAGE = "generator_average"
 
@@ -149,12 +150,9 @@ class ManualGANModule(pl.LightningModule):
 
     def save_last_finite_state(self) -> Path:
         """Checkpoint the current (finite) state beside the run's checkpoints, under a new name."""
-        checkpointing = self.trainer.checkpoint_callback
-        folder = Path(
-            checkpointing.dirpath
-            if checkpointing is not None and checkpointing.dirpath
-            else Path(self.trainer.default_root_dir) / "checkpoints"
-        )
+        folder = checkpoint_folder(self.trainer)
+        if folder is None:
+            folder = Path(self.trainer.default_root_dir) / "checkpoints"
         path = folder / f"nonfinite_step{self.global_step:06d}.ckpt"
         copy = 0
         while path.exists():

@@ -8,6 +8,8 @@ import kornia.augmentation as K
 import torch
 from torch import nn
 
+from inpaintlab.precision import full_precision
+
 
 class Augmentation(nn.Module):
     """Random rotation, resized crop, horizontal flip and colour jitter of a B x C x H x W batch.
@@ -82,10 +84,12 @@ class Augmentation(nn.Module):
             )
         return K.AugmentationSequential(*steps) if steps else None
 
+    @full_precision
     def forward(
         self, image: torch.Tensor, mask: torch.Tensor | None = None
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """Augment `image` (and `mask` with the same geometry); return what was given."""
+        """Augment `image` (and `mask` with the same geometry); return what was given. The
+        warps and colour changes run in fp32 with autocast off."""
         key = tuple(image.shape[1:])
         if key not in self._pipelines:
             self._pipelines[key] = self._build(*key)

@@ -17,6 +17,7 @@ from kornia.filters import canny
 from torch import Tensor
 
 from inpaintlab.errors import ConfigError, DataError
+from inpaintlab.precision import full_precision
 
 RANDOM_SIGMAS = (1, 2, 3, 4)  # sigma 0 draws one of these per image, as EdgeConnect does
 TRUNCATE = 4.0  # Gaussian kernel radius in sigmas, skimage's default
@@ -108,8 +109,10 @@ class EdgeDetector:
         self.high_threshold = high_threshold
         self.kernel_size = kernel_size
 
+    @full_precision
     def __call__(self, image: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Edge maps of a B x C x H x W batch; `generator` is used only when sigma is 0."""
+        """Edge maps of a B x C x H x W batch; `generator` is used only when sigma is 0.
+        Gradients, non-maximum suppression and thresholds run in fp32 with autocast off."""
         return hysteresis(self._candidates(greyscale(image), generator))
 
     def _candidates(self, grey: Tensor, generator: torch.Generator | None) -> Tensor:

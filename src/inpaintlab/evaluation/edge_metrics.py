@@ -1,12 +1,16 @@
-"""Edge precision and recall, with EdgeConnect's convention for maps without edges."""
+"""Edge precision and recall, with EdgeConnect's convention for maps without edges; edge maps
+are thresholded in fp32 with autocast off."""
 
 import torch
 from torch import Tensor
 from torchmetrics import Metric
 
+from inpaintlab.precision import full_precision
+
 EPS = 1e-8
 
 
+@full_precision
 def edge_counts(
     pred: Tensor, true: Tensor, region: Tensor | None = None, threshold: float = 0.5
 ) -> Tensor:

@@ -1,4 +1,8 @@
-"""Per-image PSNR, SSIM and hole L1 on composites in [0, 1], aggregated by hole-ratio bin."""
+"""Per-image PSNR, SSIM and hole L1 on composites in [0, 1], aggregated by hole-ratio bin.
+
+Every score is computed in fp32 with autocast off, whatever the trainer's precision: under
+bf16 autocast SSIM's Gaussian-window convolutions lose the local variances it compares.
+"""
 
 import torch
 from torch import Tensor
@@ -7,18 +11,21 @@ from torchmetrics.functional.image import structural_similarity_index_measure
 from torchmetrics.utilities import dim_zero_cat
 
 from inpaintlab.evaluation.bins import BIN_NAMES, bin_index
+from inpaintlab.precision import full_precision
 
 MIN_MSE = 1e-10  # caps PSNR at 100 dB for data_range 1 when an image is reproduced exactly
 SSIM_SIGMA = 1.5
 SSIM_BORDER = 5  # half of the 11 px Gaussian window torchmetrics derives from sigma 1.5
 
 
+@full_precision
 def psnr_per_image(pred: Tensor, target: Tensor, data_range: float = 1.0) -> Tensor:
     """PSNR (dB) of each image, from its MSE over all pixels and channels; shape B."""
     mse = (pred - target).square().flatten(1).mean(1).clamp_min(MIN_MSE)
     return 10 * torch.log10(data_range**2 / mse)
 
 
+@full_precision
 def ssim_per_image(pred: Tensor, target: Tensor, data_range: float = 1.0) -> Tensor:
     """Standard SSIM of each image (Gaussian window 11, sigma 1.5, K1 0.01, K2 0.03); shape B.
 
@@ -27,8 +34,8 @@ def ssim_per_image(pred: Tensor, target: Tensor, data_range: float = 1.0) -> Ten
     own reduction also averages the reflect-padded border, which moves small images' scores.
     """
     _, ssim_map = structural_similarity_index_measure(
-        pred.float(),
-        target.float(),
+        pred,
+        target,
         gaussian_kernel=True,
         sigma=SSIM_SIGMA,
         data_range=data_range,
@@ -39,6 +46,7 @@ def ssim_per_image(pred: Tensor, target: Tensor, data_range: float = 1.0) -> Ten
     return ssim_map[..., SSIM_BORDER:-SSIM_BORDER, SSIM_BORDER:-SSIM_BORDER].mean((1, 2, 3))
 
 
+@full_precision
 def hole_l1_per_image(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     """Mean |pred - target| over each image's hole pixels and channels; nan with no hole."""
     error = ((pred - target).abs() * mask).sum((1, 2, 3))
@@ -46,9 +54,10 @@ def hole_l1_per_image(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     return torch.where(area > 0, error / area, torch.nan)
 
 
+@full_precision
 def image_scores(pred: Tensor, target: Tensor, mask: Tensor) -> dict[str, Tensor]:
     """Per-image psnr, ssim, hole_l1x100 (hole L1 x 100) and hole_ratio of composites `pred`."""
-    pred, target, mask = (t.detach().float() for t in (pred, target, mask))
+    pred, target, mask = (t.detach() for t in (pred, target, mask))
     return {
         "psnr": psnr_per_image(pred, target),
         "ssim": ssim_per_image(pred, target),

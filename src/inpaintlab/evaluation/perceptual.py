@@ -34,6 +34,7 @@ from torchvision.models import AlexNet_Weights, SqueezeNet1_1_Weights, VGG16_Wei
 
 from inpaintlab.errors import ConfigError
 from inpaintlab.networks.vgg import OFFLINE_ENV
+from inpaintlab.precision import full_precision
 
 LPIPS_BACKBONES = {
     "alex": AlexNet_Weights.IMAGENET1K_V1,
@@ -67,9 +68,10 @@ class LPIPSScore:
         return self
 
     @torch.inference_mode()
+    @full_precision
     def __call__(self, pred: Tensor, target: Tensor) -> Tensor:
-        """LPIPS of each pair of images: shape B, on the CPU."""
-        scores = self.network(rgb(pred.float()), rgb(target.float()), normalize=True)
+        """LPIPS of each pair of images: shape B, on the CPU (fp32, autocast off)."""
+        scores = self.network(rgb(pred), rgb(target), normalize=True)
         return scores.flatten().float().cpu()
 
 
@@ -88,9 +90,10 @@ class FIDFeatures:
         return self
 
     @torch.inference_mode()
+    @full_precision
     def __call__(self, images: Tensor) -> Tensor:
-        """B x D float64 CPU features."""
-        pixels = (rgb(images.float()) * 255).round().clamp(0, 255).to(torch.uint8)
+        """B x D float64 CPU features (computed in fp32 with autocast off)."""
+        pixels = (rgb(images) * 255).round().clamp(0, 255).to(torch.uint8)
         return self.extractor(pixels).flatten(1).double().cpu()
 
 

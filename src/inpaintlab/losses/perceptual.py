@@ -8,7 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from inpaintlab.precision import full_precision
 
+
+@full_precision
 def gram_matrix(features: Tensor) -> Tensor:
     """B x C x C Gram matrices F F^T / (C * H * W) of B x C x H x W features, in float32.
 
@@ -20,9 +23,8 @@ def gram_matrix(features: Tensor) -> Tensor:
                  [0.5000, 0.5000]]])
     """
     batch, channels, height, width = features.shape
-    with torch.autocast(features.device.type, enabled=False):
-        flat = features.float().reshape(batch, channels, height * width)
-        return flat @ flat.transpose(1, 2) / (channels * height * width)
+    flat = features.reshape(batch, channels, height * width)
+    return flat @ flat.transpose(1, 2) / (channels * height * width)
 
 
 def perceptual_loss(

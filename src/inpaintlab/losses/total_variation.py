@@ -5,7 +5,10 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
+from inpaintlab.precision import full_precision
 
+
+@full_precision
 def total_variation(image: Tensor, region: Tensor | None = None) -> Tensor:
     """Partial Convolution's L_tv: sum of |differences| of adjacent pixels over B*C*H*W.
 
@@ -13,7 +16,8 @@ def total_variation(image: Tensor, region: Tensor | None = None) -> Tensor:
     included) only pairs whose two pixels lie in the region do. Like the paper's other L1 terms
     the sum is divided by the image's element count, not by the number of pairs, so the gradient
     per pixel does not grow as the region shrinks, and an empty region gives 0. Without a region
-    this is close to mean |dx| + mean |dy|, the whole-image variant of some ports.
+    this is close to mean |dx| + mean |dy|, the whole-image variant of some ports. Computed in
+    fp32 with autocast off.
 
     Example:
         >>> import torch

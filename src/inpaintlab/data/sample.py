@@ -15,7 +15,8 @@ import skimage
 from inpaintlab.data.datasets import FolderSource, Split, resize_shorter_side
 from inpaintlab.data.io import load_image, save_image
 
-# file name in skimage/data -> split; the stereo pair motorcycle_left/right stays in one split
+# file name in skimage/data -> split; the stereo pair motorcycle_left/right stays in one split.
+# Greyscale photographs (brick ... coins) are read as RGB like the others.
 SAMPLE_IMAGES: dict[str, str] = {
     "astronaut.png": "train",
     "coffee.png": "train",
@@ -23,8 +24,14 @@ SAMPLE_IMAGES: dict[str, str] = {
     "ihc.png": "train",
     "motorcycle_left.png": "train",
     "motorcycle_right.png": "train",
+    "brick.png": "train",
+    "grass.png": "train",
+    "gravel.png": "train",
+    "moon.png": "train",
     "chelsea.png": "val",
     "retina.jpg": "val",
+    "camera.png": "val",
+    "coins.png": "val",
     "rocket.jpg": "test",
 }
 MAX_SHORTER_SIDE = 512
@@ -53,7 +60,7 @@ def export_sample_images(cache_dir: str | os.PathLike) -> list[Path]:
 class SampleSource(FolderSource):
     """The sample photographs as a folder source: fixed splits, decoded images kept in memory."""
 
-    def __init__(self, root: str | os.PathLike, repeat: int = 16, eval_repeat: int = 4):
+    def __init__(self, root: str | os.PathLike, repeat: int = 10, eval_repeat: int = 2):
         super().__init__(root, repeat=repeat, eval_repeat=eval_repeat, cache=True)
 
     def prepare(self) -> None:

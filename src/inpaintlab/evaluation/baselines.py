@@ -3,6 +3,9 @@
 - "telea": Telea's fast marching method (`cv2.INPAINT_TELEA`).
 - "navier_stokes": Bertalmio et al.'s fluid-dynamics method (`cv2.INPAINT_NS`).
 - "biharmonic": scikit-image's biharmonic equation fill (`inpaint_biharmonic`).
+- "harmonic", "biharmonic_multigrid": the project's own batched torch fills of the Laplace and
+  biharmonic equations (`inpaintlab.networks.prefill`), on the batch's device: the prefill a
+  model with `model.prefill=harmonic|biharmonic` starts from, scored on its own.
 
 OpenCV works on 8-bit images, so its input is rounded to 1/255 steps; only the hole pixels of
 the result come from that rounded fill, the known pixels are the caller's floats, bit for bit.
@@ -18,16 +21,20 @@ from torch import Tensor
 
 from inpaintlab.compositing import composite
 from inpaintlab.errors import ConfigError
+from inpaintlab.networks.prefill import equation_fill
 
 OPENCV_FLAGS = {"telea": cv2.INPAINT_TELEA, "navier_stokes": cv2.INPAINT_NS}
-BASELINES = (*OPENCV_FLAGS, "biharmonic")
+# baseline name -> equation of the project's own multigrid fill
+MULTIGRID_FILLS = {"harmonic": "harmonic", "biharmonic_multigrid": "biharmonic"}
+BASELINES = (*OPENCV_FLAGS, "biharmonic", *MULTIGRID_FILLS)
 
 
 class ClassicalInpainter:
     """A classical method as a batched inpainter: `inpainter(image, mask)` -> composite.
 
     `image` is B x C x H x W in [0, 1] (C = 1 or 3) on any device, `mask` B x 1 x H x W with
-    1 = hole. Each image is filled on the CPU in numpy; the composite comes back with the
+    1 = hole. Each image is filled on the CPU in numpy (the multigrid fills run batched on
+    the image's device); the composite comes back with the
     image's dtype and device. `radius` is OpenCV's neighbourhood radius in pixels (unused
     by biharmonic). A mask without a hole returns the image; a mask without any known pixel
     has nothing to fill from and gets mid-grey.
@@ -50,6 +57,9 @@ class ClassicalInpainter:
         self.device = torch.device("cpu")
 
     def __call__(self, image: Tensor, mask: Tensor) -> Tensor:
+        if self.name in MULTIGRID_FILLS:
+            filled = equation_fill(image, mask, MULTIGRID_FILLS[self.name])
+            return composite(filled, image, mask)
         pixels = image.detach().float().cpu().permute(0, 2, 3, 1).numpy()
         holes = mask.detach().cpu()[:, 0].numpy() > 0.5
         filled = np.stack([self._fill(x, hole) for x, hole in zip(pixels, holes, strict=True)])

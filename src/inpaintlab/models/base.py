@@ -52,6 +52,11 @@ class InpaintingModule(ManualGANModule):
         return self.hparams["generator"].get("channels", 3)
 
     @property
+    def generator_extensions(self) -> dict[str, Any]:
+        """The prefill and residual switches, as keyword arguments of the image generator."""
+        return {"prefill": self.switches.prefill, "residual": self.switches.residual}
+
+    @property
     def fillable_box(self) -> tuple[int, int, int] | None:
         """(top, left, size) of the only square, at `fixed_size`, in which the model can fill
         holes; None when it fills them anywhere."""

@@ -49,7 +49,9 @@ class ContextEncoderModule(InpaintingModule):
         self.save_hyperparameters(logger=False)
         self.setting = setting
         output = "center" if setting == "center" else "full"
-        self.generator = hydra.utils.instantiate(generator, output=output)
+        self.generator = hydra.utils.instantiate(
+            generator, output=output, **self.generator_extensions
+        )
         image_size = generator["image_size"]
         patch = image_size // 2 if setting == "center" else image_size
         self.discriminator = hydra.utils.instantiate(discriminator, input_size=patch)
@@ -74,7 +76,7 @@ class ContextEncoderModule(InpaintingModule):
 
     def inpaint(self, image: Tensor, mask: Tensor) -> Tensor:
         self._check_holes(mask)
-        pred = self.inference_network("generator")(image, mask)
+        pred = self.inference_network("generator")(image, mask).clamp(0, 1)
         if self.setting == "random_region":
             return pred
         return paste_center_patch(image, pred.to(image.dtype))

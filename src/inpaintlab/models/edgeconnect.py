@@ -70,7 +70,9 @@ class EdgeConnectModule(InpaintingModule):
         self.stage = stage
         self.edge_generator = hydra.utils.instantiate(edge_generator)
         self.edge_discriminator = hydra.utils.instantiate(edge_discriminator)
-        self.inpaint_generator = hydra.utils.instantiate(inpaint_generator)
+        self.inpaint_generator = hydra.utils.instantiate(
+            inpaint_generator, **self.generator_extensions
+        )
         self.inpaint_discriminator = hydra.utils.instantiate(inpaint_discriminator)
         self.edge_detector = hydra.utils.instantiate(edges)
         self.adversarial = hydra.utils.instantiate(loss["adversarial"])
@@ -150,7 +152,7 @@ class EdgeConnectModule(InpaintingModule):
         image, mask = (pad_to_multiple(t, SIDE_MULTIPLE) for t in (image, mask))
         edges = self.complete_edges(image, mask, self.known_edges(image, mask))
         generator = self.inference_network("inpaint_generator")
-        return generator(image, edges, mask)[..., :height, :width]
+        return generator(image, edges, mask)[..., :height, :width].clamp(0, 1)
 
     def gan_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         image, mask = self.prepare_input(batch)

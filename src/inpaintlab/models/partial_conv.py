@@ -40,7 +40,9 @@ class PartialConvModule(InpaintingModule):
         )
         super().__init__(optimizer, **switches)
         self.save_hyperparameters(logger=False)
-        self.generator = hydra.utils.instantiate(generator, freeze_encoder_bn=freeze_encoder_bn)
+        self.generator = hydra.utils.instantiate(
+            generator, freeze_encoder_bn=freeze_encoder_bn, **self.generator_extensions
+        )
         # built when fitting starts: evaluation and inference never load the VGG weights
         self.criterion: PartialConvLoss | None = None
         self.loss_terms = {k: v for k, v in loss.items() if k not in ADVERSARIAL_KEYS}

@@ -9,17 +9,19 @@ import hydra
 import torch
 
 from inpaintlab.errors import ConfigError
+from inpaintlab.networks.prefill import PREFILL_KINDS, check_residual
 
 CHOICES = {
     "gradient_clip_algorithm": ("norm", "value"),
     "scheduler_interval": ("step", "epoch"),
     "nan_guard": ("stop", "skip"),
+    "prefill": PREFILL_KINDS,
 }
 
 
 @dataclass(frozen=True)
 class TrainingSwitches:
-    """Speed and stability switches of a model's manual training loop (see the yaml for each)."""
+    """Speed, stability and generator-extension switches every model shares (see the yaml)."""
 
     num_samples: int = 8
     channels_last: bool = False
@@ -34,6 +36,8 @@ class TrainingSwitches:
     ema_decay: float | None = None
     nan_guard: str = "stop"
     nan_max_skips: int = 10
+    prefill: str = "none"
+    residual: bool = False
 
     def __post_init__(self) -> None:
         for key, choices in CHOICES.items():
@@ -41,6 +45,7 @@ class TrainingSwitches:
                 raise ConfigError(
                     f"model.{key}={getattr(self, key)!r} is not one of {', '.join(choices)}"
                 )
+        check_residual(self.prefill, self.residual)
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
             raise ConfigError(
                 f"model.ema_decay={self.ema_decay} must lie between 0 and 1 (e.g. 0.999), "

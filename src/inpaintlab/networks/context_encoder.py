@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from inpaintlab.errors import ConfigError, DataError
 from inpaintlab.networks.discriminators import dcgan_encoder, halvings_to_4x4
 from inpaintlab.networks.init import init_dcgan_weights
+from inpaintlab.networks.prefill import Prefill, check_residual, zero_init_
 
 # Pathak et al.'s released code fills the hole with the ImageNet mean colour (117, 104, 123).
 IMAGENET_MEAN_FILL = (117 / 255, 104 / 255, 123 / 255)
@@ -78,12 +79,15 @@ def _bottleneck(kind: str, width: int, bottleneck: int) -> nn.Sequential:
     raise ConfigError(f"unknown bottleneck_type {kind!r}; use 'conv' or 'channel_fc'")
 
 
-def _decoder(widths: Sequence[int], channels: int) -> nn.Sequential:
-    """4x4 stride-2 transposed convs through `widths` to `channels`, Tanh out."""
+def _decoder(widths: Sequence[int], channels: int, residual: bool) -> nn.Sequential:
+    """4x4 stride-2 transposed convs through `widths` to `channels`: Tanh out, or a raw
+    residual from a zero-initialised last layer."""
     layers: list[nn.Module] = []
     for in_width, out_width in pairwise(widths):
         layers += _up_block(in_width, out_width, 4, 2, 1)
-    layers += [nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1), nn.Tanh()]
+    layers.append(nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1))
+    if not residual:
+        layers.append(nn.Tanh())
     return nn.Sequential(*layers)
 
 
@@ -115,7 +119,10 @@ class ContextEncoderGenerator(nn.Module):
     (1 = hole); it overwrites the hole pixels with `fill_value` (the dataset mean colour), so
     they never reach the network, and returns the raw prediction in [0, 1]: the centre patch
     (see `center_patch_box`) or the full image. Compositing with the known pixels is the
-    caller's job.
+    caller's job. Extensions (not in the paper): `prefill` ("mean", "harmonic",
+    "biharmonic"; see `Prefill`) fills the holes classically instead of with `fill_value`;
+    `residual` adds the decoder's raw output (its last layer zero-initialised, no Tanh) to
+    that fill, so an untrained generator returns the fill itself.
 
     Example:
         >>> import torch
@@ -134,20 +141,27 @@ class ContextEncoderGenerator(nn.Module):
         output: str = "center",
         fill_value: Sequence[float] = IMAGENET_MEAN_FILL,
         max_channels: int = 512,
+        prefill: str = "none",
+        residual: bool = False,
     ) -> None:
         super().__init__()
+        check_residual(prefill, residual)
         if output not in ("center", "full"):
             raise ConfigError(f"unknown output {output!r}; use 'center' or 'full'")
         self.image_size = image_size
         self.output = output
+        self.residual = residual
+        self.prefill = Prefill(prefill)
         levels = halvings_to_4x4(image_size, minimum=32)
         widths = [min(base_channels * 2 ** max(i - 1, 0), max_channels) for i in range(levels)]
         up_levels = levels - 1 if output == "center" else levels
         self.encoder = dcgan_encoder(channels, widths)
         self.bottleneck = _bottleneck(bottleneck_type, widths[-1], bottleneck)
-        self.decoder = _decoder(widths[::-1][:up_levels], channels)
+        self.decoder = _decoder(widths[::-1][:up_levels], channels, residual)
         self.register_buffer("fill", _fill_colour(fill_value, channels), persistent=False)
         init_dcgan_weights(self)
+        if residual:
+            zero_init_(self.decoder[-1])
 
     def forward(self, image: Tensor, mask: Tensor) -> Tensor:
         """Predicted centre patch or full image in [0, 1] (see the class docstring)."""
@@ -156,6 +170,15 @@ class ContextEncoderGenerator(nn.Module):
                 f"Context Encoder built for {self.image_size} px images got "
                 f"{tuple(image.shape[-2:])}; resize the input to {self.image_size}"
             )
-        filled = torch.where(mask.bool(), self.fill.to(image.dtype), image)
+        filled = self._fill_holes(image, mask)
         out = self.decoder(self.bottleneck(self.encoder(filled * 2 - 1)))
-        return (out + 1) / 2
+        if not self.residual:
+            return (out + 1) / 2
+        base = filled if self.output == "full" else crop_center_patch(filled)
+        return base + out / 2
+
+    def _fill_holes(self, image: Tensor, mask: Tensor) -> Tensor:
+        """The encoder's input: the holes filled with `fill_value` or by the prefill."""
+        if self.prefill.kind == "none":
+            return torch.where(mask.bool(), self.fill.to(image.dtype), image)
+        return self.prefill(image, mask)

@@ -17,6 +17,7 @@ from torch.nn.utils.parametrizations import spectral_norm as with_spectral_norm
 from inpaintlab.compositing import composite
 from inpaintlab.errors import DataError
 from inpaintlab.networks.init import init_dcgan_weights
+from inpaintlab.networks.prefill import Prefill, check_residual, zero_init_
 
 DILATION = 2
 SIDE_MULTIPLE = 4  # two stride-2 levels
@@ -201,6 +202,10 @@ class InpaintGenerator(nn.Module):
     and mask (1 = hole), builds the input with `inpaint_generator_input` and returns the
     whole predicted image (tanh + 1) / 2 in [0, 1], not yet composited with the known pixels.
 
+    Extensions (not in the paper): `prefill` ("mean", "harmonic", "biharmonic") gives the
+    network the classically filled image and the mask, [fill, edges, M], instead of white
+    holes; `residual` adds the last conv's raw output (zero-initialised) to that fill.
+
     Example:
         >>> g2 = InpaintGenerator(residual_blocks=1, base_channels=8)
         >>> g2(torch.rand(2, 3, 16, 16), torch.rand(2, 1, 16, 16), torch.ones(2, 1, 16, 16)).shape
@@ -208,11 +213,26 @@ class InpaintGenerator(nn.Module):
     """
 
     def __init__(
-        self, channels: int = 3, residual_blocks: int = 8, base_channels: int = 64
+        self,
+        channels: int = 3,
+        residual_blocks: int = 8,
+        base_channels: int = 64,
+        prefill: str = "none",
+        residual: bool = False,
     ) -> None:
         super().__init__()
-        self.body = EncoderDecoder(channels + 1, channels, residual_blocks, base_channels)
+        check_residual(prefill, residual)
+        self.prefill = Prefill(prefill)
+        self.residual = residual
+        inputs = channels + (1 if prefill == "none" else 2)
+        self.body = EncoderDecoder(inputs, channels, residual_blocks, base_channels)
+        if residual:
+            zero_init_(self.body.decoder[-1])
 
     def forward(self, image: Tensor, edges: Tensor, mask: Tensor) -> Tensor:
-        """Predicted image B x C x H x W in [0, 1]."""
-        return (torch.tanh(self.body(inpaint_generator_input(image, edges, mask))) + 1) / 2
+        """Predicted image B x C x H x W (in [0, 1] unless residual)."""
+        if self.prefill.kind == "none":
+            return (torch.tanh(self.body(inpaint_generator_input(image, edges, mask))) + 1) / 2
+        filled = self.prefill(image, mask)
+        out = self.body(torch.cat([filled, edges, mask], dim=1))
+        return filled + out / 2 if self.residual else (torch.tanh(out) + 1) / 2

@@ -1,0 +1,169 @@
+"""The classical prefill: known pixels kept, the equations' exact solutions reproduced, agreement
+with a dense linear solve, odd sizes, grey and colour, full and empty masks, mixed precision,
+and residual generators that score exactly the prefill before training."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from tiny_checkpoints import tiny_model
+
+from inpaintlab.compositing import composite
+from inpaintlab.errors import ConfigError
+from inpaintlab.evaluation.baselines import ClassicalInpainter
+from inpaintlab.networks.prefill import Prefill, equation_fill, mean_fill
+
+EQUATIONS = ("harmonic", "biharmonic")
+KINDS = ("mean", *EQUATIONS)
+
+
+def random_batch(channels: int, height: int, width: int, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    image = torch.rand(2, channels, height, width, generator=g)
+    mask = (torch.rand(2, 1, height, width, generator=g) < 0.4).float()
+    mask[..., height // 4 : height // 2, width // 4 : 3 * width // 4] = 1
+    return image, mask
+
+
+def central_hole(height: int, width: int, margin: int) -> torch.Tensor:
+    mask = torch.zeros(1, 1, height, width)
+    mask[..., margin:-margin, margin:-margin] = 1
+    return mask
+
+
+def dense_solution(image: np.ndarray, hole: np.ndarray, biharmonic: bool) -> np.ndarray:
+    """The slow, obvious reference: one sparse-free dense linear solve of the discrete
+    (bi)harmonic equation on the hole pixels, reflecting at the borders (H x W, one channel)."""
+    height, width = image.shape
+    n = height * width
+
+    def reflect(i: int, size: int) -> int:
+        return -i if i < 0 else 2 * (size - 1) - i if i >= size else i
+
+    laplacian = np.zeros((n, n))
+    for y in range(height):
+        for x in range(width):
+            row = y * width + x
+            laplacian[row, row] -= 4
+            for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+                laplacian[row, reflect(y + dy, height) * width + reflect(x + dx, width)] += 1
+    operator = laplacian @ laplacian if biharmonic else laplacian
+    unknown = hole.ravel()
+    values = image.ravel().astype(np.float64)
+    rhs = -operator[np.ix_(unknown, ~unknown)] @ values[~unknown]
+    solution = values.copy()
+    solution[unknown] = np.linalg.solve(operator[np.ix_(unknown, unknown)], rhs)
+    return solution.reshape(height, width)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(("channels", "height", "width"), [(3, 37, 53), (1, 32, 32), (3, 5, 7)])
+def test_known_pixels_are_kept_bit_for_bit_at_any_size(kind, channels, height, width):
+    image, mask = random_batch(channels, height, width)
+    filled = Prefill(kind)(image, mask)
+    assert filled.shape == image.shape
+    known = ~mask.bool().expand_as(image)
+    assert torch.equal(filled[known], image[known])
+    assert torch.isfinite(filled).all()
+    low = image.masked_fill(~known, 2).amin((2, 3), keepdim=True)
+    high = image.masked_fill(~known, -1).amax((2, 3), keepdim=True)
+    assert (filled >= low).all() and (filled <= high).all()
+
+
+def linear_ramp(height: int, width: int) -> torch.Tensor:
+    ys, xs = torch.meshgrid(torch.arange(float(height)), torch.arange(float(width)), indexing="ij")
+    return (0.1 + 0.01 * xs + 0.005 * ys).expand(1, 3, -1, -1)
+
+
+def test_the_harmonic_fill_reproduces_a_linear_ramp_across_a_hole():
+    ramp = linear_ramp(40, 48)
+    filled = equation_fill(ramp, central_hole(40, 48, margin=6), "harmonic")
+    assert (filled - ramp).abs().max() < 1e-3
+
+
+def test_the_biharmonic_first_fill_is_close_to_a_linear_ramp_across_a_hole():
+    ramp = linear_ramp(40, 48)
+    filled = equation_fill(ramp, central_hole(40, 48, margin=6), "biharmonic")
+    mean = mean_fill(ramp, central_hole(40, 48, margin=6))
+    assert (filled - ramp).abs().max() < 0.04
+    assert (filled - ramp).abs().mean() < (mean - ramp).abs().mean() / 5
+
+
+def smooth_image(height: int, width: int) -> torch.Tensor:
+    coarse = torch.rand(1, 1, 5, 6, generator=torch.Generator().manual_seed(0))
+    return F.interpolate(coarse, size=(height, width), mode="bicubic").clamp(0, 1)
+
+
+@pytest.mark.parametrize(
+    ("kind", "closer_than_mean"),
+    # the harmonic fill is solved (a V-cycle); the biharmonic one is its first fill only
+    [("harmonic", 20), ("biharmonic", 2)],
+)
+@pytest.mark.parametrize("holes", ["box", "scattered"])
+def test_the_fill_agrees_with_a_dense_linear_solve(kind, closer_than_mean, holes):
+    image = smooth_image(20, 24)
+    mask = central_hole(20, 24, margin=5) if holes == "box" else random_batch(1, 20, 24, 3)[1][:1]
+    hole = mask[0, 0].numpy() > 0.5
+    reference = dense_solution(image[0, 0].numpy(), hole, kind == "biharmonic")
+
+    def mean_error(filled: torch.Tensor) -> float:
+        return np.abs(filled[0, 0].double().numpy() - reference)[hole].mean()
+
+    error = mean_error(equation_fill(image, mask, kind))
+    assert error < mean_error(mean_fill(image, mask)) / closer_than_mean
+    if kind == "harmonic":
+        assert error < 0.005
+
+
+def test_mean_fill_uses_each_images_mean_known_colour():
+    image = torch.stack([torch.full((3, 4, 4), 0.2), torch.full((3, 4, 4), 0.7)])
+    mask = torch.zeros(2, 1, 4, 4)
+    mask[:, :, :2] = 1
+    image[:, :, :2] = 5.0  # hole pixels must not count
+    filled = mean_fill(image, mask)
+    assert torch.allclose(filled[0, :, :2], torch.tensor(0.2))
+    assert torch.allclose(filled[1, :, :2], torch.tensor(0.7))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_empty_and_full_masks(kind):
+    image = torch.rand(2, 3, 16, 16)
+    empty, full = torch.zeros(2, 1, 16, 16), torch.ones(2, 1, 16, 16)
+    assert torch.equal(Prefill(kind)(image, empty), image)
+    assert torch.equal(Prefill(kind)(image, full), torch.full_like(image, 0.5))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_mixed_precision_changes_nothing(kind):
+    image, mask = random_batch(3, 48, 40)
+    expected = Prefill(kind)(image, mask)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        filled = Prefill(kind)(image, mask)
+    assert filled.dtype == torch.float32
+    assert torch.equal(filled, expected)
+
+
+def test_unknown_kinds_and_a_residual_without_a_fill_are_config_errors():
+    with pytest.raises(ConfigError, match="prefill='nope'"):
+        Prefill("nope")
+    with pytest.raises(ConfigError, match="model.residual=true"):
+        tiny_model("pconv", residual=True)
+
+
+@pytest.mark.parametrize("kind", ["pconv", "edgeconnect", "ce_random_region"])
+@pytest.mark.parametrize("prefill", EQUATIONS)
+def test_an_untrained_residual_generator_scores_exactly_its_prefill(kind, prefill):
+    model = tiny_model(kind, prefill=prefill, residual=True)
+    image, mask = random_batch(3, 32, 32)
+    with torch.no_grad():
+        output = model(image, mask)
+    expected = composite(Prefill(prefill)(image, mask), image, mask)
+    assert torch.allclose(output, expected, atol=1e-6)
+
+
+def test_the_multigrid_fills_are_baselines_of_their_own():
+    image, mask = random_batch(3, 32, 32)
+    harmonic = ClassicalInpainter("harmonic")(image, mask)
+    assert torch.equal(harmonic, equation_fill(image, mask, "harmonic"))
+    biharmonic = ClassicalInpainter("biharmonic_multigrid")(image, mask)
+    assert torch.equal(biharmonic, equation_fill(image, mask, "biharmonic"))

@@ -19,6 +19,7 @@ TV_REGIONS = ("dilated_hole", "image")
 WEIGHT_OF = {
     "valid": "valid",
     "hole": "hole",
+    "hole_l2": "hole_l2",
     "perceptual": "perceptual",
     "style_out": "style",
     "style_comp": "style",
@@ -28,7 +29,10 @@ WEIGHT_OF = {
 
 class PartialConvLoss(nn.Module):
     """L = valid L_valid + hole L_hole + perceptual L_perc + style (L_style_out + L_style_comp)
-    + tv L_tv, the paper's weights by default.
+    + tv L_tv, the paper's weights by default, plus hole_l2 L_hole_l2 (not in the paper;
+    weight 0 by default): the mean squared error on the holes, whose optimum is the
+    conditional mean that PSNR rewards, where L1's is the median (for a residual over a
+    classical fill, mostly 0).
 
     `forward(output, target, mask)` takes the generator's raw output, the ground truth and the
     mask (1 = hole) and builds the composite itself. L1 terms are size-averaged over B*C*H*W;
@@ -51,6 +55,7 @@ class PartialConvLoss(nn.Module):
         self,
         valid: float = 1.0,
         hole: float = 6.0,
+        hole_l2: float = 0.0,
         perceptual: float = 0.05,
         style: float = 120.0,
         tv: float = 0.1,
@@ -63,7 +68,9 @@ class PartialConvLoss(nn.Module):
             raise ConfigError(
                 f"unknown tv_region {tv_region!r}; use one of {', '.join(TV_REGIONS)}"
             )
-        self.weights = dict(valid=valid, hole=hole, perceptual=perceptual, style=style, tv=tv)
+        self.weights = dict(
+            valid=valid, hole=hole, hole_l2=hole_l2, perceptual=perceptual, style=style, tv=tv
+        )
         self.tv_region = tv_region
         if not (perceptual or style):
             features = None
@@ -89,10 +96,15 @@ class PartialConvLoss(nn.Module):
         return {**terms, "total": total}
 
     def _pixel_terms(self, output: Tensor, target: Tensor, mask: Tensor) -> dict[str, Tensor]:
-        """L1 on known ("valid") and hole pixels, each a mean over all B*C*H*W elements."""
-        error = (output - target).abs()
-        regions = {"valid": 1 - mask, "hole": mask}
-        return {name: (error * regions[name]).mean() for name in regions if self.weights[name]}
+        """L1 on known ("valid") and hole pixels and the squared error on hole pixels
+        ("hole_l2"), each a mean over all B*C*H*W elements."""
+        difference = output - target
+        terms = {
+            "valid": lambda: (difference.abs() * (1 - mask)).mean(),
+            "hole": lambda: (difference.abs() * mask).mean(),
+            "hole_l2": lambda: (difference.square() * mask).mean(),
+        }
+        return {name: term() for name, term in terms.items() if self.weights[name]}
 
     def _feature_terms(
         self, output: Tensor, composite: Tensor, target: Tensor

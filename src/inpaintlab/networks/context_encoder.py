@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from inpaintlab.errors import ConfigError, DataError
 from inpaintlab.networks.discriminators import dcgan_encoder, halvings_to_4x4
 from inpaintlab.networks.init import init_dcgan_weights
-from inpaintlab.networks.prefill import Prefill, check_residual, zero_init_
+from inpaintlab.networks.prefill import Prefill, check_residual, corrected, zero_init_
 
 # Pathak et al.'s released code fills the hole with the ImageNet mean colour (117, 104, 123).
 IMAGENET_MEAN_FILL = (117 / 255, 104 / 255, 123 / 255)
@@ -122,7 +122,7 @@ class ContextEncoderGenerator(nn.Module):
     caller's job. Extensions (not in the paper): `prefill` ("mean", "harmonic",
     "biharmonic"; see `Prefill`) fills the holes classically instead of with `fill_value`;
     `residual` adds the decoder's raw output (its last layer zero-initialised, no Tanh) to
-    that fill, so an untrained generator returns the fill itself.
+    that fill inside the holes, so an untrained generator returns the fill itself.
 
     Example:
         >>> import torch
@@ -174,8 +174,9 @@ class ContextEncoderGenerator(nn.Module):
         out = self.decoder(self.bottleneck(self.encoder(filled * 2 - 1)))
         if not self.residual:
             return (out + 1) / 2
-        base = filled if self.output == "full" else crop_center_patch(filled)
-        return base + out / 2
+        if self.output == "full":
+            return corrected(filled, out / 2, mask)
+        return corrected(crop_center_patch(filled), out / 2, crop_center_patch(mask))
 
     def _fill_holes(self, image: Tensor, mask: Tensor) -> Tensor:
         """The encoder's input: the holes filled with `fill_value` or by the prefill."""

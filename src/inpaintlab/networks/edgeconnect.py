@@ -17,7 +17,7 @@ from torch.nn.utils.parametrizations import spectral_norm as with_spectral_norm
 from inpaintlab.compositing import composite
 from inpaintlab.errors import DataError
 from inpaintlab.networks.init import init_dcgan_weights
-from inpaintlab.networks.prefill import Prefill, check_residual, zero_init_
+from inpaintlab.networks.prefill import Prefill, check_residual, corrected, zero_init_
 
 DILATION = 2
 SIDE_MULTIPLE = 4  # two stride-2 levels
@@ -204,7 +204,8 @@ class InpaintGenerator(nn.Module):
 
     Extensions (not in the paper): `prefill` ("mean", "harmonic", "biharmonic") gives the
     network the classically filled image and the mask, [fill, edges, M], instead of white
-    holes; `residual` adds the last conv's raw output (zero-initialised) to that fill.
+    holes; `residual` adds the last conv's raw output (zero-initialised) to that fill inside
+    the holes.
 
     Example:
         >>> g2 = InpaintGenerator(residual_blocks=1, base_channels=8)
@@ -235,4 +236,4 @@ class InpaintGenerator(nn.Module):
             return (torch.tanh(self.body(inpaint_generator_input(image, edges, mask))) + 1) / 2
         filled = self.prefill(image, mask)
         out = self.body(torch.cat([filled, edges, mask], dim=1))
-        return filled + out / 2 if self.residual else (torch.tanh(out) + 1) / 2
+        return corrected(filled, out / 2, mask) if self.residual else (torch.tanh(out) + 1) / 2

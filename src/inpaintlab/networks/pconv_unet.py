@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from inpaintlab.errors import ConfigError, DataError
 from inpaintlab.networks.partial_conv import PartialConv2d
-from inpaintlab.networks.prefill import Prefill, check_residual, zero_init_
+from inpaintlab.networks.prefill import Prefill, check_residual, corrected, zero_init_
 
 # kernel sizes of the first encoder levels (Liu et al.); every deeper level uses 3x3
 FIRST_KERNELS = (7, 5, 5)
@@ -62,7 +62,7 @@ class PConvUNet(nn.Module):
     Extensions (not in the paper): with `prefill` ("mean", "harmonic" or "biharmonic") the
     last decoder level also concatenates the classically filled image, every pixel of it
     valid (all other layers still see only the known pixels); with `residual` that layer
-    starts at zero and its output corrects the fill.
+    starts at zero and its output corrects the fill inside the holes.
 
     Example:
         >>> net = PConvUNet(depth=4, base_channels=8)
@@ -153,7 +153,7 @@ class PConvUNet(nn.Module):
             )
             x, valid = block(x, valid)
         if self.residual:
-            return filled + x / 2
+            return corrected(filled, x / 2, mask)
         return (x + 1) / 2
 
     def _check_size(self, image: Tensor) -> None:

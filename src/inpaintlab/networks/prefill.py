@@ -215,6 +215,16 @@ def check_residual(prefill: str, residual: bool) -> None:
         )
 
 
+def corrected(filled: Tensor, correction: Tensor, mask: Tensor) -> Tensor:
+    """A residual generator's output: the fill plus the correction, inside the holes only.
+
+    Known pixels stay exactly the input's, so no loss term on them pulls at the correction
+    (an L1 term there, whose gradient keeps its size however small the error, would hold a
+    zero-initialised correction at zero).
+    """
+    return filled + mask * correction
+
+
 def zero_init_(layer: nn.Module) -> nn.Module:
     """Zero the weight and bias of `layer` (a residual head then outputs 0 at step 0)."""
     nn.init.zeros_(layer.weight)

@@ -32,6 +32,8 @@ def test_cpu_quality_composes_for_every_model(compose_train, tmp_path, model):
     assert cfg.trainer.max_time == "00:00:30:00" and cfg.trainer.max_epochs == -1
     assert dict(cfg.data.source.folders) == {"train": ["train", "val"], "test": ["test"]}
     assert cfg.mask.weights.boxes == 0 and cfg.mask.weights.freeform > 0
+    # the quick start's recipe: every variant corrects a biharmonic fill
+    assert cfg.model.prefill == "biharmonic" and cfg.model.residual
     # each model gets its settings from conf/experiment_model/cpu_quality/<model>.yaml
     if model == "edgeconnect":
         assert cfg.model.stage == "joint"
@@ -41,6 +43,13 @@ def test_cpu_quality_composes_for_every_model(compose_train, tmp_path, model):
 
 def test_experiment_model_settings_apply_only_with_their_experiment(compose_train):
     assert compose_train("model=edgeconnect").model.stage == "edge"
+    assert compose_train("experiment=quickstart", "model=edgeconnect").model.stage == "joint"
+
+
+@pytest.mark.parametrize("experiment", [None, "context_encoder_center", "pconv_places256"])
+def test_the_papers_settings_keep_the_papers_inputs(compose_train, experiment):
+    cfg = compose_train(*([f"experiment={experiment}"] if experiment else []))
+    assert cfg.model.prefill == "none" and not cfg.model.residual
 
 
 def write_masks(folder: Path, count: int) -> Path:

@@ -219,7 +219,7 @@ def test_sample_source_has_fixed_splits(tmp_path):
         for split in ("train", "val", "test")
     }
     assert names == expected
-    assert len(expected["val"]) == 2 and len(expected["test"]) == 1
+    assert len(expected["val"]) == 4 and len(expected["test"]) == 1
 
 
 def test_named_split_folders_merge_and_hold_out_val(tmp_path):

@@ -9,6 +9,7 @@ from pathlib import Path
 import hydra
 import numpy as np
 import pytest
+import torch
 from conftest import CONF, run_script
 from helpers import TINY_NETWORKS
 from omegaconf import OmegaConf, open_dict
@@ -347,3 +348,33 @@ def test_edgeconnect_stage_three_starts_from_a_stage_one_run(compose_train, tmp_
         *small,
     )
     assert_trained_and_validated(train(stage3))
+
+
+def test_make_train_trains_the_quick_start_and_writes_a_sample_grid(tmp_path):
+    """`make train` runs `train.py experiment=quickstart`: with a short schedule it writes
+    checkpoints and a sample grid whose rows show four photographs with eight masks."""
+    run_dir = tmp_path / "run"
+    result = run_script(
+        "train.py",
+        "experiment=quickstart",
+        "debug=limit",
+        "trainer.max_epochs=1",
+        "data.val_batch_size=8",
+        "trainer.limit_val_batches=1",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (run_dir / "checkpoints" / "best.ckpt").is_file()
+    (grid_file,) = (run_dir / "samples").glob("*.png")
+    grid = torch.from_numpy(np.asarray(Image.open(grid_file).convert("L"), dtype=np.int64))
+    # 8 rows of 4 tiles (masked input | output | composite | original), 2 px apart
+    size = (grid.shape[1] - 2) // 4 - 2
+    assert grid.shape[0] == 8 * (size + 2) + 2
+
+    def tile(row: int, column: int) -> tuple[int, ...]:
+        top, left = 2 + row * (size + 2), 2 + column * (size + 2)
+        return tuple(grid[top : top + size, left : left + size].flatten().tolist())
+
+    assert len({tile(row, 3) for row in range(8)}) == 4  # four photographs
+    assert len({tile(row, 0) for row in range(8)}) == 8  # each with masks of its own

@@ -6,11 +6,14 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from tiny_checkpoints import tiny_model
+from helpers import fit, smooth_images
+from tiny_checkpoints import CE_SIZE, tiny_model
 
 from inpaintlab.compositing import composite
+from inpaintlab.data.masks import FreeFormMask
 from inpaintlab.errors import ConfigError
 from inpaintlab.evaluation.baselines import ClassicalInpainter
+from inpaintlab.evaluation.metrics import psnr_per_image
 from inpaintlab.networks.prefill import Prefill, equation_fill, mean_fill
 
 EQUATIONS = ("harmonic", "biharmonic")
@@ -167,3 +170,26 @@ def test_the_multigrid_fills_are_baselines_of_their_own():
     assert torch.equal(harmonic, equation_fill(image, mask, "harmonic"))
     biharmonic = ClassicalInpainter("biharmonic_multigrid")(image, mask)
     assert torch.equal(biharmonic, equation_fill(image, mask, "biharmonic"))
+
+
+@pytest.mark.parametrize("kind", ["pconv", "edgeconnect", "ce_random_region"])
+def test_a_residual_generator_keeps_known_pixels_and_learns_to_correct_its_fill(kind):
+    """Its raw output equals the input outside the holes (no loss term there holds the
+    zero-initialised correction at zero), and on one batch it soon beats its prefill."""
+    size = CE_SIZE if kind.startswith("ce_") else 64
+    image = F.interpolate(smooth_images(8), size=size, mode="bilinear").clamp(0, 1)
+    image = (image + 0.1 * torch.sin(torch.arange(float(size)) * 0.8)).clamp(0, 1)
+    mask = FreeFormMask()(8, size, size, generator=torch.Generator().manual_seed(0))
+    model = tiny_model(kind, prefill="biharmonic", residual=True)
+    generator = model.inpaint_generator if kind == "edgeconnect" else model.generator
+    model.train()
+    fit(model, {"image": image, "mask": mask}, steps=100)
+    model.eval()
+    with torch.no_grad():
+        raw = model.inpaint(image, mask)
+        after = psnr_per_image(model(image, mask), image).mean()
+    known = ~mask.bool().expand_as(image)
+    assert torch.allclose(raw[known], image[known], atol=1e-6)
+    before = psnr_per_image(composite(Prefill("biharmonic")(image, mask), image, mask), image)
+    assert after > before.mean() + 3
+    assert generator.residual

@@ -97,6 +97,7 @@ MASK_KINDS = [
     "irregular_thick",
     "scratches",
     "mixture",
+    "photo_damage",
     "folder",
     "folder_fixed",
 ]

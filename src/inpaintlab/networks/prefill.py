@@ -14,7 +14,8 @@ from the upsampled coarser fill and takes a few damped Jacobi sweeps. The harmon
 runs a multigrid V-cycle on the remaining error, which brings it to the discrete equation's
 solution (a linear ramp across a hole comes back within 1e-3); the biharmonic fill stops
 after the first fill (Jacobi smoothing does not carry its V-cycles), an approximation that
-still scores better than scikit-image's exact solve on real photographs (BENCHMARKS.md).
+on real photographs gives a higher PSNR and a lower hole L1 than scikit-image's exact solve,
+and a slightly lower SSIM (BENCHMARKS.md).
 Known pixels are never changed, image borders reflect, and every computation runs in fp32
 with autocast off.
 """
@@ -36,12 +37,14 @@ COARSEST_SIDE = 4
 COARSEST_SWEEPS = 64
 
 
-# The equations are powers of the 5-point Laplacian L: harmonic L u = 0, biharmonic L L u = 0.
-# A damped Jacobi sweep moves each hole pixel by damping * (-1)^(power+1) L^power u / centre,
-# where centre is the stencil's centre weight (4 for L, 20 for L L, the 13-point stencil):
 class Solver(NamedTuple):
-    """How one equation is solved; the damping keeps the biharmonic sweep stable (its
-    iteration matrix reaches 1 - 64 damping / 20, which must stay above -1)."""
+    """How one equation, L^power u = 0 with L the 5-point Laplacian, is solved.
+
+    A damped Jacobi sweep moves each hole pixel by damping * (-1)^(power+1) L^power u / centre,
+    where centre is the stencil's centre weight (4 for L, 20 for L L, the 13-point
+    biharmonic stencil). The damping keeps the biharmonic sweep stable: its iteration matrix
+    reaches 1 - 64 damping / 20, which must stay above -1.
+    """
 
     power: int  # of the Laplacian
     centre: float  # centre weight of L^power's stencil
@@ -188,8 +191,6 @@ def equation_fill(image: Tensor, mask: Tensor, kind: str = "harmonic") -> Tensor
     if kind not in SOLVERS:
         raise ConfigError(f"unknown equation fill {kind!r}: use one of {', '.join(SOLVERS)}")
     known = (mask < 0.5).to(image.dtype)
-    if bool(known.all()):
-        return image
     filled = _within_known_range(_solve(image * known, known, kind), image, known)
     return torch.where(known.bool(), image, filled)
 

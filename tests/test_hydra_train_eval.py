@@ -138,17 +138,23 @@ def last_logged(metrics_csv: Path, key: str) -> float:
     return float(rows[-1][key])
 
 
-def test_train_then_eval_reproduces_the_logged_validation_psnr(tmp_path):
+def train_one_short_epoch(tmp_path: Path, *overrides: str) -> Path:
+    """Run train.py as a user would, debug=limit for one epoch, into tmp_path/run; return it."""
     run_dir = tmp_path / "run"
     result = run_script(
         "train.py",
         "debug=limit",
         "trainer.max_epochs=1",
-        "model.generator.bottleneck=64",
+        *overrides,
         f"hydra.run.dir={run_dir}",
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir
+
+
+def test_train_then_eval_reproduces_the_logged_validation_psnr(tmp_path):
+    run_dir = train_one_short_epoch(tmp_path, "model.generator.bottleneck=64")
     for artifact in ("checkpoints/last.ckpt", "checkpoints/best.ckpt", "checkpoints/config.yaml"):
         assert (run_dir / artifact).is_file(), artifact
     assert list((run_dir / "samples").glob("*.png"))
@@ -354,18 +360,9 @@ def test_edgeconnect_stage_three_starts_from_a_stage_one_run(compose_train, tmp_
 def test_make_train_trains_the_quick_start_and_writes_a_sample_grid(tmp_path):
     """`make train` runs `train.py experiment=quickstart`: with a short schedule it writes
     checkpoints and a sample grid whose rows show four photographs with eight masks."""
-    run_dir = tmp_path / "run"
-    result = run_script(
-        "train.py",
-        "experiment=quickstart",
-        "debug=limit",
-        "trainer.max_epochs=1",
-        "data.val_batch_size=8",
-        "trainer.limit_val_batches=1",
-        f"hydra.run.dir={run_dir}",
-        cwd=tmp_path,
+    run_dir = train_one_short_epoch(
+        tmp_path, "experiment=quickstart", "data.val_batch_size=8", "trainer.limit_val_batches=1"
     )
-    assert result.returncode == 0, result.stderr[-3000:]
     assert (run_dir / "checkpoints" / "best.ckpt").is_file()
     (grid_file,) = (run_dir / "samples").glob("*.png")
     grid = torch.from_numpy(np.asarray(Image.open(grid_file).convert("L"), dtype=np.int64))

@@ -33,9 +33,9 @@ class ClassicalInpainter:
     """A classical method as a batched inpainter: `inpainter(image, mask)` -> composite.
 
     `image` is B x C x H x W in [0, 1] (C = 1 or 3) on any device, `mask` B x 1 x H x W with
-    1 = hole. Each image is filled on the CPU in numpy (the multigrid fills run batched on
-    the image's device); the composite comes back with the
-    image's dtype and device. `radius` is OpenCV's neighbourhood radius in pixels (unused
+    1 = hole. OpenCV and scikit-image fill each image on the CPU in numpy, the multigrid fills
+    run batched on the image's device; the composite comes back with the image's dtype and
+    device. `radius` is OpenCV's neighbourhood radius in pixels (unused
     by biharmonic). A mask without a hole returns the image; a mask without any known pixel
     has nothing to fill from and gets mid-grey.
 

@@ -1,4 +1,4 @@
-"""The built-in sample data: colour photographs shipped inside the scikit-image wheel.
+"""The built-in sample data: photographs shipped inside the scikit-image wheel.
 
 They need no download, so `data=sample` trains out of the box. Each photograph is exported
 once as PNG to `cache_dir/{train,val,test}/`, with its longer sides scaled so the shorter

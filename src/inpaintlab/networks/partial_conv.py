@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import weakref
 from dataclasses import dataclass
 from typing import Any
@@ -10,6 +9,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from inpaintlab.precision import autocast_off
 
 _HALF_DTYPES = (torch.float16, torch.bfloat16)
 
@@ -31,13 +32,6 @@ def window_sums(
 def _is_half_precision(x: Tensor) -> bool:
     """Whether `x` is (or its convolution will be computed) in float16/bfloat16."""
     return x.dtype in _HALF_DTYPES or torch.is_autocast_enabled(x.device.type)
-
-
-def _autocast_off(device_type: str) -> contextlib.AbstractContextManager:
-    """A context in which autocast is off for `device_type` (a no-op where it already is)."""
-    if torch.is_autocast_enabled(device_type):
-        return torch.autocast(device_type, enabled=False)
-    return contextlib.nullcontext()
 
 
 def _cacheable(mask: Tensor) -> bool:
@@ -179,7 +173,7 @@ class PartialConv2d(nn.Conv2d):
         self, mask: Tensor, eps: float, dtype: torch.dtype
     ) -> tuple[Tensor, Tensor]:
         """(ratio * new_mask, new_mask) for `mask`, computed in `dtype` without autocast."""
-        with _autocast_off(mask.device.type):
+        with autocast_off(mask.device.type):
             valid = mask.to(dtype)
             if valid.shape[1] > 1:
                 valid = valid.sum(1, keepdim=True)

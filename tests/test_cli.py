@@ -84,6 +84,13 @@ def test_existing_output_is_kept_without_force(tmp_path, capsys):
     assert Image.open(out).format == "PNG"
 
 
+@pytest.mark.parametrize("name", ["masks.jpg", "masks"])
+def test_the_preview_is_written_only_under_a_png_name(tmp_path, capsys, name):
+    assert preview("center", *SMALL, "--out", str(tmp_path / name)) == 2
+    assert ".png name" in one_error_line(capsys)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_unknown_mask_name_lists_the_available_ones(tmp_path, capsys):
     assert preview("nosuch", *SMALL, "--out", str(tmp_path / "x.png")) == 2
     line = one_error_line(capsys)

@@ -331,3 +331,77 @@ def test_console_script_inpaints_a_photo(ckpt, photo, tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"wrote {tmp_path / 'o.png'}"
     assert pixels(tmp_path / "o.png").shape == (45, 61, 3)
+
+
+def file_hashes(folder: Path) -> dict[str, bytes]:
+    """Every file under `folder` with its bytes: what a refused command must leave alone."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("victim", ["image", "mask", "compare"])
+def test_an_output_never_replaces_an_input(ckpt, photo, tmp_path, capsys, victim):
+    image, mask = photo
+    out = {"image": image, "mask": mask, "compare": tmp_path / "photo_compare.png"}[victim]
+    if victim == "compare":  # o.png's sheet would be photo_compare.png if --image were that
+        image = save(random_rgb(45, 61), tmp_path / "photo_compare.png")
+        out = tmp_path / "photo.png"
+    before = file_hashes(tmp_path)
+    assert inpaint(ckpt["pconv"], image, mask, out, "--compare", "--overwrite") == 2
+    assert "would replace an input" in one_error_line(capsys)
+    assert file_hashes(tmp_path) == before
+
+
+def test_a_folder_run_checks_every_pair_before_writing_anything(ckpt, tmp_path, capsys):
+    photos = {"a.png": random_rgb(40, 56), "b.png": random_rgb(33, 47, seed=1)}
+    images = folder_of(tmp_path, "photos", photos)
+    # b's mask has a's size: the run must refuse before a's result is written
+    masks = folder_of(tmp_path, "masks", {"a.png": box_mask(40, 56), "b.png": box_mask(40, 56)})
+    out = tmp_path / "results"
+    assert inpaint(ckpt["pconv"], images, masks, out) == 2
+    assert "33x47" in one_error_line(capsys)
+    assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.parametrize("where", ["parent_is_a_file", "read_only"])
+def test_an_unwritable_out_is_refused_before_inpainting(ckpt, photo, tmp_path, capsys, where):
+    if where == "parent_is_a_file":
+        out = save(random_rgb(4, 4), tmp_path / "file.png") / "o.png"
+    else:
+        out = Path("/proc/o.png")
+    before = file_hashes(tmp_path)
+    assert inpaint(ckpt["pconv"], *photo, out) == 2
+    assert "cannot write into" in one_error_line(capsys)
+    assert file_hashes(tmp_path) == before
+
+
+def coloured_mask(height: int, width: int, colour: tuple[int, ...]) -> np.ndarray:
+    """A box mask painted in `colour` (RGB or RGBA) on black (or fully transparent)."""
+    mask = np.zeros((height, width, len(colour)), dtype=np.uint8)
+    mask[centred_box(height, width)] = colour
+    return mask
+
+
+@pytest.mark.parametrize(
+    "colour",
+    [(255, 0, 0), (0, 255, 0), (0, 0, 255, 255), (255, 255, 255, 255), (0, 0, 0, 255)],
+    ids=["red", "green", "blue_on_transparent", "white_on_transparent", "black_on_transparent"],
+)
+def test_coloured_and_alpha_masks_mark_their_painted_pixels_as_holes(
+    ckpt, photo, tmp_path, colour
+):
+    image, _ = photo
+    mask = save(coloured_mask(45, 61, colour), tmp_path / "painted.png")
+    assert inpaint(ckpt["pconv"], image, mask, tmp_path / "o.png") == 0
+    result, original = pixels(tmp_path / "o.png"), pixels(image)
+    hole = box_mask(45, 61) > 0
+    assert_known_pixels_kept(result, original, box_mask(45, 61))
+    assert not np.array_equal(result[hole], original[hole])
+
+
+def test_animated_images_are_refused(ckpt, photo, tmp_path, capsys):
+    frames = [Image.fromarray(random_rgb(45, 61, seed)) for seed in range(3)]
+    animation = tmp_path / "anim.gif"
+    frames[0].save(animation, save_all=True, append_images=frames[1:])
+    assert inpaint(ckpt["pconv"], animation, photo[1], tmp_path / "o.png") == 2
+    assert "3 frames" in one_error_line(capsys)
+    assert not (tmp_path / "o.png").exists()

@@ -31,10 +31,12 @@ def preview_masks(args: argparse.Namespace) -> int:
     """Render a grid of masks drawn from a mask config."""
     from inpaintlab.masks_preview import render_mask_preview
 
+    out = Path(args.out)
+    if out.suffix.lower() != ".png":
+        raise InpaintlabError(f"the mask preview is a PNG: give --out a .png name, not {out.name}")
     with initialize_config_dir(str(find_config_dir(args.config_dir)), version_base="1.3"):
         cfg = compose("train", overrides=[f"mask={args.config}", *args.overrides])
     generator = hydra.utils.instantiate(cfg.mask)
-    out = Path(args.out)
     if out.exists() and not args.force:
         raise InpaintlabError(
             f"{out} already exists: pass --force to replace it or choose another --out"
@@ -120,9 +122,12 @@ Fill the holes of a photo (or of every photo in a folder) with a model trained b
 The model type, its size rule and channels are read from the checkpoint. Any image size
 works; the result keeps the image's size (after EXIF rotation) and its known pixels exactly
 (bit for bit in PNG; JPEG output is lossy). Images may be RGB, greyscale (kept grey), RGBA
-(alpha ignored unless --mask alpha) or 16-bit (written as 8-bit). Masks are read as grey
-levels: with --mask-hole white (default) pixels brighter than --threshold (default 0.5, so
-anti-aliased greys go to the nearer side) are holes; with black, darker ones."""
+(alpha ignored unless --mask alpha) or 16-bit (written as 8-bit); files of several frames
+(animated GIF) are refused. Masks are read by their brightest channel, so a red stroke counts
+like a white one: with --mask-hole white (default) pixels brighter than --threshold (default
+0.5, so anti-aliased greys go to the nearer side) are holes; with black, darker ones. A mask
+with transparent pixels (a paint tool's layer) marks its holes by opacity instead: painted
+pixels are holes, whatever their colour. No output ever replaces an input photo or mask."""
 
 
 def add_inpaint_parser(commands: argparse._SubParsersAction) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,16 +106,51 @@ def plan_jobs(image: str, mask: str, out: str, compare: bool) -> list[Job]:
         raise DataError(f"--image {image} does not exist: pass a photo or a folder of photos")
     if outs[0].suffix.lower() not in OUTPUT_SUFFIXES:
         raise DataError(f"cannot write {outs[0]}: give --out a .png or .jpg name, or a folder")
-    return [
+    jobs = [
         Job(photo, mask_file, result, compare_path(result) if compare else None)
         for (photo, mask_file), result in zip(pairs, outs, strict=True)
     ]
+    refuse_to_replace_inputs(jobs)
+    for folder in sorted({job.out.parent for job in jobs}):
+        check_writable(folder)
+    return jobs
+
+
+def outputs(job: Job) -> list[Path]:
+    """The files a job writes: its result and, with --compare, its comparison sheet."""
+    return [path for path in (job.out, job.compare) if path is not None]
+
+
+def refuse_to_replace_inputs(jobs: list[Job]) -> None:
+    """Raise if an output would be one of the photos or masks read (--overwrite or not)."""
+    inputs = {path.resolve() for job in jobs for path in (job.image, job.mask) if path}
+    clashes = [str(path) for job in jobs for path in outputs(job) if path.resolve() in inputs]
+    if clashes:
+        raise InpaintlabError(
+            f"{listing(clashes)} would replace an input photo or mask, which inpaintlab never "
+            "does: choose another --out"
+        )
+
+
+def check_writable(folder: Path) -> None:
+    """Raise unless files can be created in `folder` (or in its nearest existing parent, where
+    the missing folders would be made): checked before any photo is inpainted."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise DataError(f"cannot write into {folder}: {existing} is a file; choose another --out")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise DataError(f"cannot write into {existing} ({reason}): choose another --out") from error
 
 
 def refuse_to_overwrite(jobs: list[Job]) -> None:
     """Raise if any output (result or comparison) exists; nothing is written then."""
-    outputs = [path for job in jobs for path in (job.out, job.compare) if path is not None]
-    existing = [str(path) for path in outputs if path.exists()]
+    existing = [str(path) for job in jobs for path in outputs(job) if path.exists()]
     if existing:
         verb = "exists" if len(existing) == 1 else "exist"
         raise InpaintlabError(
@@ -148,8 +184,29 @@ def hole_map(job: Job, mask_hole: str) -> Tensor:
     """How much each pixel is a hole, 1 x 1 x H x W in [0, 1], from the mask file or alpha."""
     if job.mask is None:
         return 1 - read_alpha(job.image)
-    grey = load_image(job.mask, channels=1).unsqueeze(0).float() / 255
-    return grey if mask_hole == "white" else 1 - grey
+    return mask_file_holes(job.mask, mask_hole)
+
+
+def mask_file_holes(path: Path, mask_hole: str) -> Tensor:
+    """A mask file's holes, 1 x 1 x H x W in [0, 1]. The rule: a mask with transparent pixels
+    marks its holes by opacity (what a paint tool's layer holds: painted = hole), whatever
+    their colour; any other mask by its brightest channel, so that a red or green stroke
+    counts like a white one (`mask_hole` black: the darkest pixels are the holes)."""
+    if has_transparency(path):
+        return read_alpha(path)
+    brightest = load_image(path, channels=3).amax(0, keepdim=True).unsqueeze(0).float() / 255
+    return brightest if mask_hole == "white" else 1 - brightest
+
+
+def has_transparency(path: Path) -> bool:
+    """Whether an image file has an alpha channel with at least one pixel not fully opaque."""
+    try:
+        with Image.open(path) as image:
+            if "A" not in image.getbands() and "transparency" not in image.info:
+                return False
+            return image.convert("RGBA").getchannel("A").getextrema()[0] < 255
+    except OSError as error:
+        raise DataError(f"cannot decode {path} ({error}): pass a mask image") from error
 
 
 def read_mask(job: Job, size: tuple[int, int], args: argparse.Namespace) -> Tensor:
@@ -172,10 +229,15 @@ def compare_sheet(image: Tensor, mask: Tensor, result: Tensor) -> Tensor:
     return torchvision.utils.make_grid(tiles, nrow=3, padding=8, pad_value=1.0)
 
 
+def read_pair(job: Job, args: argparse.Namespace) -> tuple[Tensor, Tensor]:
+    """The job's photo and its 0/1 mask at the photo's size."""
+    image = read_photo(job.image)
+    return image, read_mask(job, tuple(image.shape[-2:]), args)
+
+
 def inpaint_job(job: Job, inpainter: Inpainter, args: argparse.Namespace, console: Console):
     """Inpaint one photo and write its result (and comparison sheet)."""
-    image = read_photo(job.image)
-    mask = read_mask(job, tuple(image.shape[-2:]), args)
+    image, mask = read_pair(job, args)
     if not mask.any():
         console.print(f"note: {job.image}: the mask has no holes; the photo is written unchanged")
     elif mask.all():
@@ -189,10 +251,14 @@ def inpaint_job(job: Job, inpainter: Inpainter, args: argparse.Namespace, consol
 
 
 def inpaint_photos(jobs: list[Job], args: argparse.Namespace) -> int:
-    """Run every job, with a progress bar for more than one; outputs are never overwritten
-    without --overwrite (all are checked before the first is written)."""
+    """Run every job, with a progress bar for more than one. Everything that can refuse a job
+    is checked before the first result is written: existing outputs (without --overwrite),
+    and every photo and mask (readable, sizes that match)."""
     if not args.overwrite:
         refuse_to_overwrite(jobs)
+    if len(jobs) > 1:
+        for job in jobs:
+            read_pair(job, args)
     inpainter = Inpainter.from_checkpoint(args.ckpt, args.device)
     console = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
     for job in track(jobs, description="inpainting", console=console, disable=len(jobs) == 1):

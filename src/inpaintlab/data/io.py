@@ -27,6 +27,7 @@ def load_image(
     path = Path(path)
     try:
         with Image.open(path) as image:
+            refuse_animation(image, path)
             if min_size is not None and image.format == "JPEG":
                 image.draft(None, (min_size, min_size))
             image.load()
@@ -36,6 +37,16 @@ def load_image(
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         reason = " ".join(str(error).split()) or type(error).__name__
         raise DataError(f"cannot decode {path} ({reason}): remove or replace it") from error
+
+
+def refuse_animation(image: Image.Image, path: Path) -> None:
+    """Raise for a file of several frames or pages (an animated GIF or WebP, a multi-page
+    TIFF): which one to use is the user's choice, not the first by default."""
+    frames = getattr(image, "n_frames", 1)
+    if frames > 1:
+        raise DataError(
+            f"{path} holds {frames} frames or pages: save the one you mean as a PNG and pass that"
+        )
 
 
 def pil_to_tensor(image: Image.Image, channels: int = 3) -> torch.Tensor:

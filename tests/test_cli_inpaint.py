@@ -285,15 +285,44 @@ class Payload:
         return os.system, (f"touch {self.marker}",)
 
 
-@pytest.mark.parametrize("damage", ["crafted", "truncated", "missing"])
-def test_bad_checkpoints_are_one_line_errors(ckpt, photo, tmp_path, capsys, damage):
+def edited_checkpoint(source: Path, bad: Path, damage: str) -> None:
+    """`source` with its model class renamed, or with one weight left out, saved to `bad`."""
+    checkpoint = torch.load(source, weights_only=True)
+    if damage == "unknown_class":
+        checkpoint["inpaintlab"]["model"] = "inpaintlab.models.partial_conv.NoSuchModule"
+    else:
+        checkpoint["state_dict"].pop(next(iter(checkpoint["state_dict"])))
+    torch.save(checkpoint, bad)
+
+
+@pytest.mark.parametrize(
+    ("damage", "says"),
+    [
+        ("crafted", "could run code"),
+        ("truncated", "truncated"),
+        ("missing", "does not exist"),
+        ("random_bytes", "not a checkpoint"),
+        ("folder", "is a folder"),
+        ("unknown_class", "does not have"),
+        ("missing_key", "do not fit"),
+    ],
+)
+def test_bad_checkpoints_are_one_line_errors(ckpt, photo, tmp_path, capsys, damage, says):
     bad, marker = tmp_path / "bad.ckpt", tmp_path / "pwned"
     if damage == "crafted":
         torch.save({"inpaintlab": {}, "payload": Payload(marker)}, bad)
     elif damage == "truncated":
         bad.write_bytes(ckpt["pconv"].read_bytes()[:-100])
+    elif damage == "random_bytes":
+        bad.write_bytes(np.random.default_rng(0).bytes(4096))
+    elif damage == "folder":
+        bad.mkdir()
+    elif damage in ("unknown_class", "missing_key"):
+        edited_checkpoint(ckpt["pconv"], bad, damage)
     assert inpaint(bad, *photo, tmp_path / "o.png") == 2
-    assert "bad.ckpt" in one_error_line(capsys)
+    line = one_error_line(capsys)
+    assert "bad.ckpt" in line or damage in ("unknown_class", "missing_key")
+    assert says in line
     assert not marker.exists() and not (tmp_path / "o.png").exists()
 
 
@@ -386,9 +415,7 @@ def coloured_mask(height: int, width: int, colour: tuple[int, ...]) -> np.ndarra
     [(255, 0, 0), (0, 255, 0), (0, 0, 255, 255), (255, 255, 255, 255), (0, 0, 0, 255)],
     ids=["red", "green", "blue_on_transparent", "white_on_transparent", "black_on_transparent"],
 )
-def test_coloured_and_alpha_masks_mark_their_painted_pixels_as_holes(
-    ckpt, photo, tmp_path, colour
-):
+def test_coloured_and_alpha_masks_mark_their_painted_pixels_as_holes(ckpt, photo, tmp_path, colour):
     image, _ = photo
     mask = save(coloured_mask(45, 61, colour), tmp_path / "painted.png")
     assert inpaint(ckpt["pconv"], image, mask, tmp_path / "o.png") == 0

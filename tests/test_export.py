@@ -80,3 +80,19 @@ def test_what_cannot_be_exported_is_a_one_line_error(tmp_path, capsys, setup, op
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and fragment in err and "\n" not in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("where", ["folder", "parent_is_a_file"])
+def test_an_out_that_cannot_be_a_file_is_refused_before_exporting(tmp_path, capsys, where):
+    ckpt = save_checkpoint(tiny_model("ce_center"), tmp_path / "model.ckpt")
+    if where == "folder":
+        out = tmp_path / "model.pt2"
+        out.mkdir()
+    else:
+        (tmp_path / "blocker").write_bytes(b"a file")
+        out = tmp_path / "blocker" / "model.pt2"
+    before = sorted(tmp_path.rglob("*"))
+    assert export(ckpt, out, "--overwrite") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "cannot write" in err
+    assert sorted(tmp_path.rglob("*")) == before

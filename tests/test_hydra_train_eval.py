@@ -279,6 +279,27 @@ def test_unknown_added_key_is_reported(tmp_path):
     assert_one_line_error(result, "no_such_key")
 
 
+@pytest.mark.parametrize(
+    ("overrides", "fragments"),
+    [
+        (["data.batch_size=abc"], ["batch_size"]),
+        (["mask=freeform", "mask.min_ratio=abc"], ["min_ratio"]),
+        (["model=context_encoder", "data.image_size=100"], ["100"]),
+        (["model=pconv", "data.image_size=7"], ["data.image_size=7", "multiple of"]),
+        (["data.root=train.py", "data=folder"], ["is a file"]),
+    ],
+    ids=["batch_size", "min_ratio", "ce_size", "pconv_size", "root_is_a_file"],
+)
+def test_bad_values_are_one_line_errors_and_write_no_checkpoint(tmp_path, overrides, fragments):
+    (tmp_path / "train.py").write_text("a file, not a folder\n")
+    run_dir = tmp_path / "run"
+    result = run_script(
+        "train.py", "debug=fdr", *overrides, f"hydra.run.dir={run_dir}", cwd=tmp_path
+    )
+    assert_one_line_error(result, *fragments)
+    assert not list(run_dir.rglob("*.ckpt"))
+
+
 def test_missing_checkpoint_is_reported(tmp_path):
     result = run_script("eval.py", f"ckpt_path={tmp_path / 'nope.ckpt'}", cwd=tmp_path)
     assert_one_line_error(result, "nope.ckpt", "does not exist")

@@ -178,7 +178,9 @@ def fake_slurm(monkeypatch, folder: Path) -> Path:
     return calls
 
 
-@pytest.mark.parametrize(("name", "on_slurm"), [("SIGTERM", False), ("SIGUSR1", True)])
+@pytest.mark.parametrize(
+    ("name", "on_slurm"), [("SIGTERM", False), ("SIGINT", False), ("SIGUSR1", True)]
+)
 def test_a_signal_saves_a_checkpoint_and_ends_the_run(
     tmp_path, images, caplog, monkeypatch, name, on_slurm
 ):
@@ -207,6 +209,30 @@ def test_a_signal_saves_a_checkpoint_and_ends_the_run(
     fit(tmp_path / "run", images, "context_encoder", 3, "ckpt_path=last")
     progress = last_checkpoint(tmp_path / "run")["loops"]["fit_loop"]["epoch_loop.batch_progress"]
     assert progress["total"]["completed"] == 3 * BATCHES
+
+
+class SignalTwiceAt(SignalAt):
+    """Sends `signum` twice in a row, as a user pressing Ctrl-C again would."""
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        super().on_train_batch_start(trainer, pl_module, batch, batch_idx)
+        super().on_train_batch_start(trainer, pl_module, batch, batch_idx)
+
+
+def test_a_second_ctrl_c_stops_at_once_without_saving(tmp_path, images):
+    interrupt_twice = [
+        f"+callbacks.signal_at._target_={SignalTwiceAt.__module__}.SignalTwiceAt",
+        f"+callbacks.signal_at.signum={int(signal.SIGINT)}",
+        f"+callbacks.signal_at.batch={BATCHES}",
+    ]
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            fit(tmp_path / "run", images, "context_encoder", 3, *interrupt_twice)
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning ignores it after
+    assert stopped.value.code == 1
+    progress = last_checkpoint(tmp_path / "run")["loops"]["fit_loop"]["epoch_loop.batch_progress"]
+    assert progress["total"]["processed"] == BATCHES  # the first epoch's own checkpoint only
 
 
 class Unsavable:

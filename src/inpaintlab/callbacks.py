@@ -142,10 +142,11 @@ class Preempted(SystemExit):
 
 
 class PreemptionCheckpoint(Callback):
-    """Stop cleanly when the scheduler says so: on one of `signals` every process finishes its
-    current training batch, last.ckpt is written, the job is requeued on SLURM when the signal
-    is `requeue_signal` (SLURM's `--signal=SIGUSR1@90` notice), and the run exits with status
-    128 + signal number after a one-line message.
+    """Stop cleanly when the scheduler (or the user) says so: on one of `signals` every process
+    finishes its current training batch, last.ckpt is written, the job is requeued on SLURM
+    when the signal is `requeue_signal` (SLURM's `--signal=SIGUSR1@90` notice), and the run
+    exits with status 128 + signal number after a one-line message. Ctrl-C (SIGINT) saves the
+    same way; a second Ctrl-C stops at once without saving.
 
     Replaces Lightning's handlers while training (Lightning's SLURM handler would save from
     inside the signal handler, possibly halfway through an optimiser step and with collective
@@ -154,7 +155,7 @@ class PreemptionCheckpoint(Callback):
 
     def __init__(
         self,
-        signals: Sequence[str] = ("SIGTERM", "SIGUSR1"),
+        signals: Sequence[str] = ("SIGTERM", "SIGINT", "SIGUSR1"),
         requeue_signal: str | None = "SIGUSR1",
     ) -> None:
         self.signals = [signal_number(name) for name in signals]
@@ -173,6 +174,9 @@ class PreemptionCheckpoint(Callback):
 
     def _note_signal(self, signum: int, frame: Any) -> None:
         if self._received:
+            if signum == signal.SIGINT:  # a second Ctrl-C: stop now, saving nothing
+                self._restore_handlers()
+                raise KeyboardInterrupt
             return
         self._received = signum
         launcher = self._trainer.strategy.launcher if self._trainer is not None else None

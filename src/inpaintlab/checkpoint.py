@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pickle
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import hydra
 import torch
 
-from inpaintlab.errors import CheckpointError
+from inpaintlab.errors import CheckpointError, InpaintlabError, one_line
 
 if TYPE_CHECKING:
     from inpaintlab.models.base import InpaintingModule
@@ -23,21 +24,26 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint's contents (tensors and plain containers only) and check its origin."""
     path = Path(path)
     if not path.is_file():
+        problem = "is a folder" if path.is_dir() else "does not exist"
         raise CheckpointError(
-            f"checkpoint {path} does not exist: give a file such as <run>/checkpoints/last.ckpt"
+            f"checkpoint {path} {problem}: give a file such as <run>/checkpoints/last.ckpt"
         )
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
+        if not zipfile.is_zipfile(path):  # torch.save writes zip archives; not a pickle at all
+            raise CheckpointError(
+                f"cannot read checkpoint {path}: it is not a checkpoint, or a damaged one; "
+                "use a checkpoint written by train.py"
+            ) from error
         raise CheckpointError(
             f"{path} holds objects other than tensors and plain containers, which could run "
             "code when loaded: inpaintlab refuses it; use a checkpoint written by train.py"
         ) from error
     except Exception as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CheckpointError(
-            f"cannot read checkpoint {path} ({reason}): it is truncated or not a checkpoint "
-            "written by train.py"
+            f"cannot read checkpoint {path} ({one_line(error)}): it is truncated or not a "
+            "checkpoint written by train.py"
         ) from error
     if not isinstance(checkpoint, dict) or CHECKPOINT_KEY not in checkpoint:
         raise CheckpointError(
@@ -51,7 +57,20 @@ def model_from_checkpoint(checkpoint: dict[str, Any]) -> InpaintingModule:
     name = checkpoint[CHECKPOINT_KEY]["model"]
     if not name.startswith(MODELS_PACKAGE):
         raise CheckpointError(f"checkpoint names model {name!r}, which is not an inpaintlab model")
-    model = hydra.utils.get_class(name)(**checkpoint["hyper_parameters"])
-    model.load_state_dict(checkpoint["state_dict"])
+    try:
+        model_class = hydra.utils.get_class(name)
+    except (ImportError, ValueError) as error:
+        raise CheckpointError(
+            f"checkpoint names model {name!r}, which this version of inpaintlab does not have: "
+            "use the version that wrote it"
+        ) from error
+    try:
+        model = model_class(**checkpoint["hyper_parameters"])
+        model.load_state_dict(checkpoint["state_dict"])
+    except (InpaintlabError, KeyError, RuntimeError, TypeError) as error:
+        raise CheckpointError(
+            f"the checkpoint's settings or weights do not fit {model_class.__name__} "
+            f"({one_line(error)}): it was written by another version of inpaintlab, or edited"
+        ) from error
     model.run_config = checkpoint[CHECKPOINT_KEY]["config"]
     return model.eval()

@@ -10,8 +10,8 @@ from pathlib import Path
 import hydra
 from hydra import compose, initialize_config_dir
 
-from inpaintlab.errors import InpaintlabError
-from inpaintlab.runtime import as_user_error, one_line
+from inpaintlab.errors import InpaintlabError, one_line
+from inpaintlab.runtime import as_user_error
 
 
 def find_config_dir(explicit: str | None) -> Path:

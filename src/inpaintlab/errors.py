@@ -1,5 +1,9 @@
 """User-facing errors: each message is one line saying what is wrong and what to do."""
 
+from __future__ import annotations
+
+from typing import Any
+
 
 class InpaintlabError(Exception):
     """Base class for errors caused by user input (config, data, checkpoints)."""
@@ -19,3 +23,25 @@ class CheckpointError(InpaintlabError):
 
 class TrainingError(InpaintlabError):
     """Training cannot go on (a non-finite loss); the message says what was saved."""
+
+
+def one_line(error: BaseException) -> str:
+    """The user-facing line of an error (its first), also when a DataLoader worker wrapped it
+    (then the original error's last line); its type's name when it has no message."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    if "Original Traceback" not in str(error):
+        return lines[0]
+    prefix = f"{type(error).__module__}.{type(error).__qualname__}: "
+    return lines[-1].removeprefix(prefix)
+
+
+def require_numbers(kind: type, **values: Any) -> None:
+    """Raise a ConfigError naming the first of `values` (config key=value) that is not a
+    number (`kind` float), or not a whole number (`kind` int); booleans are neither."""
+    accepted = (int,) if kind is int else (int, float)
+    for key, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, accepted):
+            wanted = "a whole number" if kind is int else "a number"
+            raise ConfigError(f"{key}={value!r} is not {wanted}: pass {wanted} for {key}")

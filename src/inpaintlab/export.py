@@ -21,6 +21,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from inpaintlab.data.io import check_writable
 from inpaintlab.errors import InpaintlabError
 from inpaintlab.inference import Inpainter, InpaintingPipeline
 
@@ -109,15 +110,21 @@ def export_checkpoint(
     out = Path(out)
     if out.suffix != SUFFIX:
         raise InpaintlabError(f"cannot write {out}: torch.export programs are named *{SUFFIX}")
+    if out.is_dir():
+        raise InpaintlabError(f"cannot write {out}: it is a folder; give a file name *{SUFFIX}")
+    check_writable(out.parent)
     inpainter = Inpainter.from_checkpoint(ckpt, "cpu")
     height, width = size or default_size(inpainter)
     program = export_program(inpainter, height, width)
     out.parent.mkdir(parents=True, exist_ok=True)
     # written beside the target and renamed, so a failed save leaves no half file at `out`
     partial = out.with_name(f".{out.stem}.partial{SUFFIX}")
-    with quiet_logger(SERIALIZER_LOGGER):
-        torch.export.save(program, partial)
-    partial.replace(out)
+    try:
+        with quiet_logger(SERIALIZER_LOGGER):
+            torch.export.save(program, partial)
+        partial.replace(out)
+    finally:
+        partial.unlink(missing_ok=True)
     return Exported(out, height, width, max_difference(program, inpainter, height, width))
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ from rich.console import Console
 from rich.progress import track
 from torch import Tensor
 
-from inpaintlab.data.io import load_image, save_image
+from inpaintlab.data.io import check_writable, load_image, save_image
 from inpaintlab.errors import DataError, InpaintlabError
 from inpaintlab.inference import FULL_MASK_MESSAGE, FullMaskWarning, Inpainter, binary_mask
 
@@ -99,7 +98,8 @@ def plan_jobs(image: str, mask: str, out: str, compare: bool) -> list[Job]:
         outs = [out_path / f"{photo.stem}.png" for photo, _ in pairs]
     elif image_path.is_file():
         if mask_path is not None and not mask_path.is_file():
-            raise DataError(f"mask file {mask} does not exist: pass a mask of the photo")
+            problem = "is a folder, not a file" if mask_path.is_dir() else "does not exist"
+            raise DataError(f"mask file {mask} {problem}: pass a mask of the photo")
         pairs = [(image_path, mask_path)]
         outs = [out_path / f"{image_path.stem}.png" if out_path.is_dir() else out_path]
     else:
@@ -130,22 +130,6 @@ def refuse_to_replace_inputs(jobs: list[Job]) -> None:
             f"{listing(clashes)} would replace an input photo or mask, which inpaintlab never "
             "does: choose another --out"
         )
-
-
-def check_writable(folder: Path) -> None:
-    """Raise unless files can be created in `folder` (or in its nearest existing parent, where
-    the missing folders would be made): checked before any photo is inpainted."""
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise DataError(f"cannot write into {folder}: {existing} is a file; choose another --out")
-    try:
-        with tempfile.TemporaryFile(dir=existing):
-            pass
-    except OSError as error:
-        reason = error.strerror or type(error).__name__
-        raise DataError(f"cannot write into {existing} ({reason}): choose another --out") from error
 
 
 def refuse_to_overwrite(jobs: list[Job]) -> None:

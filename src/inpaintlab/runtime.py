@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -22,7 +23,7 @@ from pytorch_lightning.loggers import Logger
 from pytorch_lightning.utilities import rank_zero_only
 from rich.console import Console
 
-from inpaintlab.errors import ConfigError, InpaintlabError
+from inpaintlab.errors import ConfigError, InpaintlabError, one_line
 
 log = logging.getLogger("inpaintlab")
 
@@ -89,17 +90,6 @@ def close_loggers(loggers: Sequence[Logger], failed: bool) -> None:
             wandb.finish(exit_code=int(failed))
 
 
-def one_line(error: BaseException) -> str:
-    """The user-facing line of an error, also when a DataLoader worker wrapped it."""
-    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
-    if not lines:
-        return type(error).__name__
-    if "Original Traceback" not in str(error):
-        return lines[0]
-    prefix = f"{type(error).__module__}.{type(error).__qualname__}: "
-    return lines[-1].removeprefix(prefix)
-
-
 def as_user_error(error: Exception) -> InpaintlabError | None:
     """Translate config-library errors about user input (composition, overrides, missing or
     unknown keys) into one-line ConfigErrors; None for anything else."""
@@ -119,11 +109,28 @@ def as_user_error(error: Exception) -> InpaintlabError | None:
     if isinstance(error, omegaconf_errors.ConfigKeyError):
         return ConfigError(f"unknown config key: {one_line(error)}")
     if isinstance(error, hydra.errors.InstantiationException):
-        cause = error.__cause__
-        if isinstance(cause, InpaintlabError):
-            return cause
-        if isinstance(cause, TypeError) and "unexpected keyword" in str(cause):
-            return ConfigError(f"unknown config key: {one_line(cause)}")
+        return instantiation_error(error)
+    return None
+
+
+def instantiation_error(error: Exception) -> InpaintlabError | None:
+    """The user error inside a (possibly nested) failed instantiation: ours as it is, a
+    TypeError or ValueError from a value of the wrong type as a ConfigError naming the
+    target that refused it."""
+    cause = error.__cause__
+    if isinstance(cause, hydra.errors.InstantiationException):
+        return instantiation_error(cause)
+    if isinstance(cause, InpaintlabError):
+        return cause
+    if isinstance(cause, TypeError) and "unexpected keyword" in str(cause):
+        return ConfigError(f"unknown config key: {one_line(cause)}")
+    if isinstance(cause, (TypeError, ValueError)):
+        target = re.search(r"target '([^']+)'", str(error))
+        built = target.group(1) if target else "an object of the config"
+        return ConfigError(
+            f"{built} refused its settings ({one_line(cause)}): check the type and range of "
+            "the values you overrode"
+        )
     return None
 
 

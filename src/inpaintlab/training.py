@@ -61,6 +61,17 @@ def build_model(cfg: DictConfig) -> InpaintingModule:
     return model
 
 
+def check_image_size(model: InpaintingModule, image_size: int) -> None:
+    """Refuse a data.image_size the networks cannot train on before the trainer starts."""
+    multiple = model.size_multiple
+    if image_size % multiple:
+        nearest = max(multiple, round(image_size / multiple) * multiple)
+        raise ConfigError(
+            f"data.image_size={image_size} is not a multiple of {multiple}, which "
+            f"{type(model).__name__} trains on: set data.image_size={nearest}"
+        )
+
+
 def checkpoint_dir(cfg: DictConfig) -> Path | None:
     """Where ModelCheckpoint writes, if it is configured."""
     checkpointing = (cfg.get("callbacks") or {}).get("model_checkpoint")
@@ -95,6 +106,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         print_config_tree(cfg, output_dir / "config_tree.log")
     datamodule = build_datamodule(cfg, cfg.data, cfg.mask, train=True)
     model = build_model(cfg)
+    check_image_size(model, cfg.data.image_size)
     loggers = instantiate_list(cfg.get("logger"))
     resume_loggers(loggers, resumed_step)
     callbacks = instantiate_list(cfg.get("callbacks"))

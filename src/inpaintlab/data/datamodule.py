@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +13,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from inpaintlab.data.datasets import DatasetSource, Split
-from inpaintlab.errors import ConfigError
+from inpaintlab.errors import ConfigError, require_numbers
 from inpaintlab.resume import gather_from_ranks, generator_state, rank_entry, restore_generator
 
 if TYPE_CHECKING:
@@ -59,6 +60,15 @@ class InpaintingDataModule(pl.LightningDataModule):
         seed: int = 0,
     ):
         super().__init__()
+        require_numbers(
+            int,
+            **{
+                "data.image_size": image_size,
+                "data.batch_size": batch_size,
+                "data.num_workers": num_workers,
+                "data.seed": seed,
+            },
+        )
         if channels not in (1, 3):
             raise ConfigError(f"data.channels must be 1 or 3, got {channels}")
         if image_size < 1 or batch_size < 1:
@@ -145,6 +155,7 @@ class InpaintingDataModule(pl.LightningDataModule):
             sampler=sampler,
             # the workers' seeds come from here, not from the global stream a checkpoint restores
             generator=torch.Generator().manual_seed(self.seed),
+            worker_init_fn=ignore_interrupts,
             # a dataset smaller than one batch would otherwise yield no training step at all
             drop_last=train and len(dataset) >= batch_size,
             num_workers=self.num_workers,
@@ -233,6 +244,12 @@ class InpaintingDataModule(pl.LightningDataModule):
         if not masks:
             return torch.zeros(0, 1, height, width, device=device)
         return torch.cat(masks)
+
+
+def ignore_interrupts(worker_id: int) -> None:
+    """A DataLoader worker ignores Ctrl-C, which a terminal sends to every process of the run:
+    the main process decides (it saves a checkpoint first) and then stops the workers."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class ShardSampler(DistributedSampler):

@@ -232,7 +232,8 @@ class FolderSource(DatasetSource):
 
     def _resolve_splits(self) -> dict[Split, list[Path]]:
         if not self.root.is_dir():
-            raise DataError(f"{ROOT_KEY}={self.root} does not exist: point it at an image folder")
+            problem = "is a file" if self.root.exists() else "does not exist"
+            raise DataError(f"{ROOT_KEY}={self.root} {problem}: point it at a folder of images")
         if self.folders is not None:
             splits = self._splits_from_folders(self.folders)
         elif (self.root / "train").is_dir() and (self.root / "val").is_dir():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -93,3 +94,19 @@ def save_image(image: torch.Tensor, path: str | os.PathLike) -> Path:
     pil.save(partial, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))
     os.replace(partial, path)
     return path
+
+
+def check_writable(folder: Path) -> None:
+    """Raise unless files can be created in `folder` (or in its nearest existing parent, where
+    the missing folders would be made): checked before any long work whose result goes there."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise DataError(f"cannot write into {folder}: {existing} is a file; choose another --out")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise DataError(f"cannot write into {existing} ({reason}): choose another --out") from error

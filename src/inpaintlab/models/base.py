@@ -16,7 +16,7 @@ from torch import Tensor
 from inpaintlab import __version__
 from inpaintlab.checkpoint import CHECKPOINT_KEY, read_checkpoint
 from inpaintlab.compositing import composite
-from inpaintlab.errors import CheckpointError
+from inpaintlab.errors import CheckpointError, one_line
 from inpaintlab.evaluation.metrics import BinnedMetrics
 from inpaintlab.models.manual_gan import ManualGANModule
 from inpaintlab.sample_grid import sample_grid, save_grid
@@ -137,7 +137,7 @@ class InpaintingModule(ManualGANModule):
             except RuntimeError as error:
                 raise CheckpointError(
                     f"the {name} of {path} does not fit this model "
-                    f"({str(error).splitlines()[0]}): use a checkpoint of the same architecture"
+                    f"({one_line(error)}): use a checkpoint of the same architecture"
                 ) from error
         self.reset_generator_average()
 

@@ -13,7 +13,11 @@ from inpaintlab.networks.init import init_dcgan_weights
 def halvings_to_4x4(size: int, minimum: int) -> int:
     """Number of stride-2 layers that take a `size` x `size` map down to 4 x 4."""
     if size < minimum or size & (size - 1):
-        raise ConfigError(f"image size {size} must be a power of two >= {minimum}; resize the data")
+        nearest = max(minimum, 1 << max(size, 1).bit_length() - 1)
+        raise ConfigError(
+            f"image size {size} is not a power of two >= {minimum}, which these networks need: "
+            f"set data.image_size={nearest} (or another such power)"
+        )
     return size.bit_length() - 3
 
 

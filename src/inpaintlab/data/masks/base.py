@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from inpaintlab.errors import ConfigError
+from inpaintlab.errors import ConfigError, require_numbers
 
 Device = torch.device | str | None
 
@@ -81,6 +81,8 @@ class MaskGenerator:
     """Base class: subclasses implement `_sample`; `__call__` adds device and ratio bounds."""
 
     def __init__(self, min_ratio: float = 0.0, max_ratio: float = 1.0, max_tries: int = 10):
+        require_numbers(float, **{"mask.min_ratio": min_ratio, "mask.max_ratio": max_ratio})
+        require_numbers(int, **{"mask.max_tries": max_tries})
         if not 0.0 <= min_ratio <= max_ratio <= 1.0:
             raise ConfigError(
                 f"mask ratio bounds need 0 <= min_ratio <= max_ratio <= 1, "

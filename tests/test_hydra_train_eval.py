@@ -200,13 +200,32 @@ def test_resume_continues_from_the_saved_epoch(tmp_path):
     assert {row["epoch"] for row in rows} == {"1"}
 
 
-def test_a_new_run_never_overwrites_checkpoints(tmp_path):
+def finished_run(run_dir: Path, script: str) -> dict[str, bytes]:
+    """A folder that looks like a finished train.py or eval.py run; its files' contents."""
+    records = [".hydra/config.yaml", ".hydra/overrides.yaml", "config_tree.log", "train.log"]
+    results = ["checkpoints/last.ckpt"] if script == "train.py" else ["metrics.json"]
+    for name in records + results:
+        (run_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (run_dir / name).write_bytes(f"the earlier run's {name}".encode())
+    return {str(p): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    ("script", "overrides", "says"),
+    [
+        ("train.py", ["debug=limit"], "already holds a run's checkpoints"),
+        # without checkpointing of its own, a debug run still keeps off a finished run
+        ("train.py", ["debug=fdr"], "already holds a run's checkpoints"),
+        ("eval.py", ["methods=[telea]"], "already holds evaluation results"),
+    ],
+)
+def test_a_new_run_never_touches_a_finished_runs_folder(tmp_path, script, overrides, says):
     run_dir = tmp_path / "run"
-    (run_dir / "checkpoints").mkdir(parents=True)
-    (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"precious")
-    result = run_script("train.py", "debug=limit", f"hydra.run.dir={run_dir}", cwd=tmp_path)
-    assert_one_line_error(result, "already holds checkpoints")
-    assert (run_dir / "checkpoints" / "last.ckpt").read_bytes() == b"precious"
+    before = finished_run(run_dir, script)
+    result = run_script(script, *overrides, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert_one_line_error(result, str(run_dir), says)
+    assert result.returncode == 2
+    assert {str(p): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
 
 
 def test_multirun_gives_each_job_its_own_folder_and_logs(tmp_path):

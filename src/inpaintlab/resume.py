@@ -1,4 +1,5 @@
-"""Resuming runs: which checkpoint `ckpt_path` names, crash-safe checkpoint files, per-rank state.
+"""Resuming runs: which checkpoint `ckpt_path` names, crash-safe checkpoint files, per-rank state,
+and run folders that keep an earlier run's records.
 
 Lightning's own checkpoint writer serialises into memory, writes a temporary file in the system
 temp folder and moves it into place, which is a copy (not atomic) when that folder lies on
@@ -10,17 +11,20 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
 from fsspec.implementations.local import LocalFileSystem
+from hydra.experimental.callback import Callback
 from lightning_fabric.utilities.cloud_io import get_filesystem
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from inpaintlab.errors import ConfigError
+from inpaintlab.evaluation.report import RESULT_FILES
 from inpaintlab.runtime import save_config
 
 log = logging.getLogger("inpaintlab")
@@ -188,3 +192,34 @@ def rank_entry(states: list[Any] | None, rank: int, world_size: int, what: str) 
         )
         return None
     return states[rank]
+
+
+class KeepFinishedRuns(Callback):
+    """Refuse a single run whose folder (hydra.run.dir) holds an earlier run's results before
+    Hydra writes anything there (.hydra/, the log): checkpoints for train.py unless it resumes
+    with ckpt_path, evaluation results for eval.py. The tasks refuse the same cases again
+    when they are called as functions."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        folder = Path(config.hydra.run.dir)
+        problem = earlier_results(folder, config.hydra.job.config_name, config.get("ckpt_path"))
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            sys.exit(2)
+
+
+def earlier_results(folder: Path, task: str, ckpt_path: str | None) -> str | None:
+    """Why `folder` cannot take a new run of `task` (train or eval), or None when it can."""
+    if task == "eval":
+        existing = [name for name in RESULT_FILES if (folder / name).exists()]
+        if existing:
+            return (
+                f"{folder} already holds evaluation results ({', '.join(existing)}): "
+                "choose a new output folder (hydra.run.dir=...)"
+            )
+    elif task == "train" and not ckpt_path and any((folder / "checkpoints").glob("*.ckpt")):
+        return (
+            f"{folder} already holds a run's checkpoints: choose a new hydra.run.dir, or resume "
+            "that run with ckpt_path=last"
+        )
+    return None

@@ -211,6 +211,40 @@ def test_a_signal_saves_a_checkpoint_and_ends_the_run(
     assert progress["total"]["completed"] == 3 * BATCHES
 
 
+def test_a_submitit_job_saves_requeues_once_and_resumes(tmp_path, images, caplog, monkeypatch):
+    submitit = pytest.importorskip("submitit")
+    calls = fake_slurm(monkeypatch, tmp_path)
+    monkeypatch.setenv("SUBMITIT_EXECUTOR", "slurm")
+    signum = int(signal.Signals[f"SIG{submitit.JobEnvironment.USR_SIG}"])
+    handlers_before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGCONT, signum)}
+    try:
+        # what submitit does when its job starts: its own handlers for SIGTERM, SIGCONT, USR2
+        paths = submitit.core.utils.JobPaths(tmp_path / "submitit", job_id="4242")
+        job = submitit.JobEnvironment()
+        job._handle_signals(paths, submitit.core.utils.DelayedSubmission(print))
+        submitits = signal.getsignal(signum)
+        signal_at = [
+            f"+callbacks.signal_at._target_={SignalAt.__module__}.SignalAt",
+            f"+callbacks.signal_at.signum={signum}",
+            f"+callbacks.signal_at.batch={BATCHES + 1}",  # mid-epoch
+        ]
+        with pytest.raises(SystemExit) as stopped:
+            fit(tmp_path / "run", images, "context_encoder", 3, *signal_at)
+        assert signal.getsignal(signum) == submitits  # handed back after training
+    finally:
+        for number, handler in handlers_before.items():
+            signal.signal(number, handler)
+    assert stopped.value.code == 128 + signum
+    assert calls.read_text().split() == ["requeue", "4242"]  # one party requeued, once
+    (message,) = [r.getMessage() for r in caplog.records if "requeued" in r.getMessage()]
+    assert str(tmp_path / "run" / "checkpoints" / "last.ckpt") in message
+    progress = last_checkpoint(tmp_path / "run")["loops"]["fit_loop"]["epoch_loop.batch_progress"]
+    assert progress["total"]["processed"] == BATCHES + 2
+    fit(tmp_path / "run", images, "context_encoder", 3, "ckpt_path=last")
+    progress = last_checkpoint(tmp_path / "run")["loops"]["fit_loop"]["epoch_loop.batch_progress"]
+    assert progress["total"]["completed"] == 3 * BATCHES
+
+
 class SignalTwiceAt(SignalAt):
     """Sends `signum` twice in a row, as a user pressing Ctrl-C again would."""
 

@@ -148,6 +148,11 @@ class PreemptionCheckpoint(Callback):
     exits with status 128 + signal number after a one-line message. Ctrl-C (SIGINT) saves the
     same way; a second Ctrl-C stops at once without saving.
 
+    In a job submitit started (`hydra/launcher=slurm`), the signal submitit asks SLURM for
+    (`#SBATCH --signal=USR2@...`, or SUBMITIT_PREEMPT_SIGNAL) is the requeue signal: this
+    callback takes it over from submitit's handler while training, so that last.ckpt is
+    written first and the job is requeued once, here.
+
     Replaces Lightning's handlers while training (Lightning's SLURM handler would save from
     inside the signal handler, possibly halfway through an optimiser step and with collective
     calls out of step between ranks). Ranks agree on a stop after each batch (one all-reduce).
@@ -169,7 +174,10 @@ class PreemptionCheckpoint(Callback):
         if threading.current_thread() is not threading.main_thread():
             log.warning("training outside the main thread: signals will not save a checkpoint")
             return
-        for signum in self.signals:
+        launcher_signal = submitit_signal()
+        if launcher_signal is not None:
+            self.requeue_signal = launcher_signal
+        for signum in {*self.signals, *([launcher_signal] if launcher_signal else [])}:
             self._previous[signum] = signal.signal(signum, self._note_signal)
 
     def _note_signal(self, signum: int, frame: Any) -> None:
@@ -239,6 +247,16 @@ def last_checkpoint_path(trainer: pl.Trainer) -> Path | None:
     """Where the checkpoint callback keeps last.ckpt (None without one)."""
     folder = checkpoint_folder(trainer)
     return None if folder is None else folder / LAST_FILE
+
+
+def submitit_signal() -> int | None:
+    """The signal submitit has SLURM send its jobs before the time limit (SIGUSR2 unless
+    SUBMITIT_PREEMPT_SIGNAL names another); None outside a job submitit started on SLURM."""
+    if os.environ.get("SUBMITIT_EXECUTOR") != "slurm":
+        return None
+    from submitit import JobEnvironment  # the optional [cluster] dependency that started us
+
+    return signal_number(f"SIG{JobEnvironment.USR_SIG}")
 
 
 def requeue_slurm_job() -> str:

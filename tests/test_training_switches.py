@@ -321,6 +321,41 @@ def test_a_non_finite_loss_stops_the_run_with_a_checkpoint_of_the_last_finite_st
         assert torch.equal(state[key], value), key
 
 
+class InfiniteGradientsAt(pl.Callback):
+    """Makes the generator's first weight get infinite gradients in one training batch, from
+    a loss that stays finite (an overflow in the backward pass)."""
+
+    def __init__(self, batch: int) -> None:
+        self.batch, self.hook = batch, None
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        if batch_idx == self.batch:
+            weight = next(module.generator.parameters())
+            self.hook = weight.register_hook(lambda grad: torch.full_like(grad, math.inf))
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if self.hook is not None:
+            self.hook.remove()
+            self.hook = None
+
+
+@pytest.mark.parametrize("nan_guard", ["stop", "skip"])
+def test_weights_ruined_by_infinite_gradients_are_never_saved_as_finite(tmp_path, nan_guard):
+    module = tiny_model("ce_center", nan_guard=nan_guard).train()
+    with pytest.raises(TrainingError) as error:
+        fit(
+            module,
+            make_batch(),
+            steps=8,
+            callbacks=[InfiniteGradientsAt(1)],
+            default_root_dir=tmp_path,
+        )
+    message = str(error.value)
+    assert "\n" not in message and "because the weights already are" in message
+    assert "ckpt_path=last" in message
+    assert not list(tmp_path.rglob("nonfinite_*.ckpt"))
+
+
 def test_skip_drops_the_poisoned_steps_and_training_goes_on():
     module, poison = tiny_model("ce_center", nan_guard="skip"), PoisonBatches({1})
     with pytest.warns(UserWarning, match="train/d_loss is not finite .* step skipped"):

@@ -135,10 +135,23 @@ class ManualGANModule(pl.LightningModule):
         self._restore_network_buffers()  # a non-finite forward pass may have reached them
         where = f"epoch {self.current_epoch}, global step {self.global_step}"
         guard = self.switches
-        if guard.nan_guard == "skip" and self._skipped_in_a_row < guard.nan_max_skips:
+        weights_finite = self.weights_are_finite()
+        if (
+            weights_finite
+            and guard.nan_guard == "skip"
+            and self._skipped_in_a_row < guard.nan_max_skips
+        ):
             self._skipped_in_a_row += 1
             rank_zero_warn(f"train/{name} is not finite at {where}: optimiser step skipped")
             return False
+        if not weights_finite:
+            # a finite loss whose gradients were not: the weights are lost, so is this state
+            raise TrainingError(
+                f"train/{name} is not finite at {where} because the weights already are (an "
+                "earlier step's gradients were not finite), so nothing was saved: lower "
+                "model.optimizer.lr or set model.gradient_clip_val, then resume from the "
+                "latest checkpoint (ckpt_path=last)"
+            )
         saved = self.save_last_finite_state()
         if guard.nan_guard == "skip":
             where += f" after {guard.nan_max_skips} skipped steps in a row"
@@ -147,6 +160,13 @@ class ManualGANModule(pl.LightningModule):
             "lower model.optimizer.lr or set model.gradient_clip_val, then resume with "
             f"ckpt_path={saved}"
         )
+
+    def weights_are_finite(self) -> bool:
+        """Whether every network weight is finite on every process (checked only once a loss
+        is not: a finite loss can still bring infinite gradients)."""
+        parameters = [p for name in self.network_names for p in getattr(self, name).parameters()]
+        finite = all(bool(torch.isfinite(p.detach()).all()) for p in parameters)
+        return self.trainer.strategy.reduce_boolean_decision(finite, all=True)
 
     def save_last_finite_state(self) -> Path:
         """Checkpoint the current (finite) state beside the run's checkpoints, under a new name."""

@@ -140,6 +140,15 @@ def test_resuming_keeps_the_first_config_and_records_changed_settings(tmp_path, 
     assert sorted(p.name for p in folder.glob("config*")) == ["config.resume1.yaml", "config.yaml"]
 
 
+def test_a_run_stopped_before_its_first_checkpoint_does_not_block_a_new_one(tmp_path, images):
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    (folder / "config.yaml").write_text("trainer: {max_epochs: 99}\n")  # and no .ckpt beside it
+    fit(tmp_path, images, "context_encoder", 1)
+    assert OmegaConf.load(folder / "config.yaml").trainer.max_epochs == 1
+    assert (folder / "last.ckpt").is_file()
+
+
 def test_ckpt_path_last_names_the_run_folders_last_checkpoint(tmp_path):
     folder = tmp_path / "checkpoints"
     assert resolve_ckpt_path("last", folder) is None  # first launch: start afresh

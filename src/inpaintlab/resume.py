@@ -110,9 +110,14 @@ def changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
 
 def save_run_config(cfg: DictConfig, path: Path, resuming: bool) -> Path:
     """Write the run's resolved config to `path`; a run resumed into the folder of the run it
-    continues (e.g. a requeued SLURM job) keeps that config.yaml (`save_resumed_config`)."""
+    continues (e.g. a requeued SLURM job) keeps that config.yaml (`save_resumed_config`), and
+    a new run replaces the config.yaml of one that stopped before writing any checkpoint."""
     if resuming and path.is_file():
         return save_resumed_config(cfg, path)
+    if path.is_file() and not any(path.parent.glob("*.ckpt")):
+        # an earlier run stopped before its first checkpoint: it left no result to protect
+        log.info("%s belonged to a run that left no checkpoint: replaced", path)
+        path.unlink()
     return save_config(cfg, path)
 
 

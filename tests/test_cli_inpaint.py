@@ -202,6 +202,15 @@ def test_full_mask_works_and_warns(ckpt, photo, tmp_path, capsys):
     assert err.startswith("warning: ") and "whole image" in err
 
 
+def test_a_full_mask_the_centre_model_cannot_fill_is_one_error_and_no_warning(
+    ckpt, photo, tmp_path, capsys
+):
+    full = save(np.full((45, 61), 255, dtype=np.uint8), tmp_path / "full.png")
+    assert inpaint(ckpt["ce_center"], photo[0], full, tmp_path / "o.png") == 2
+    one_error_line(capsys)  # the whole of stderr: no warning before the refusal
+    assert not (tmp_path / "o.png").exists()
+
+
 @pytest.mark.parametrize("existing", ["out", "compare"])
 def test_existing_outputs_are_never_overwritten_without_overwrite(
     ckpt, photo, tmp_path, capsys, existing

@@ -222,13 +222,13 @@ def read_pair(job: Job, args: argparse.Namespace) -> tuple[Tensor, Tensor]:
 def inpaint_job(job: Job, inpainter: Inpainter, args: argparse.Namespace, console: Console):
     """Inpaint one photo and write its result (and comparison sheet)."""
     image, mask = read_pair(job, args)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FullMaskWarning)  # reported below, once it worked
+        result = inpainter(image, mask)
     if not mask.any():
         console.print(f"note: {job.image}: the mask has no holes; the photo is written unchanged")
     elif mask.all():
         console.print(f"warning: {job.image}: {FULL_MASK_MESSAGE}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FullMaskWarning)  # reported just above
-        result = inpainter(image, mask)
     save_image(result[0], job.out)
     if job.compare is not None:
         save_image(compare_sheet(image, mask, result), job.compare)

@@ -8,6 +8,8 @@ import pytorch_lightning as pl
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 
+from inpaintlab.callbacks import LastCheckpoint
+
 
 def test_the_fit_loop_saves_the_logged_step_under_its_private_name():
     # loggers.logged_step reads it from checkpoints, InpaintingModule.logged_step live
@@ -40,3 +42,16 @@ def test_the_tensorboard_logger_passes_its_kwargs_to_the_summary_writer(tmp_path
     assert isinstance(getattr(logger, "_kwargs", None), dict), "TensorBoardLogger._kwargs"
     source = inspect.getsource(TensorBoardLogger.experiment.fget)
     assert "self._kwargs" in source, "TensorBoardLogger.experiment passes self._kwargs"
+
+
+def test_model_checkpoint_keeps_its_epoch_trigger_where_last_checkpoint_sets_it(tmp_path):
+    # LastCheckpoint saves at epoch ends beside its every-N-steps saves
+    checkpoint = LastCheckpoint(dirpath=tmp_path, every_n_train_steps=2)
+    assert checkpoint.every_n_epochs == 1, "ModelCheckpoint._every_n_epochs"
+
+
+def test_the_epoch_loop_says_when_a_batch_is_its_epochs_last():
+    # LastCheckpoint and PreemptionCheckpoint wait for the epoch's end after that batch
+    trainer = pl.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    progress = trainer.fit_loop.epoch_loop.batch_progress
+    assert hasattr(progress, "is_last_batch"), "epoch_loop.batch_progress.is_last_batch"

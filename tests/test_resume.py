@@ -220,6 +220,33 @@ def test_a_signal_saves_a_checkpoint_and_ends_the_run(
     assert progress["total"]["completed"] == 3 * BATCHES
 
 
+def test_step_checkpoints_with_validation_inside_epochs_are_refused_at_start(tmp_path, images):
+    inexact = ["callbacks.last_checkpoint.every_n_train_steps=2", "+trainer.val_check_interval=1"]
+    with pytest.raises(ConfigError, match="cannot resume exactly"):
+        fit(tmp_path, images, "context_encoder", 1, *inexact)
+    assert not list(tmp_path.rglob("*.ckpt"))
+
+
+@pytest.mark.parametrize("batch", [BATCHES - 1, BATCHES])  # an epoch's last, the next's first
+def test_a_stop_anywhere_in_an_epoch_resumes_exactly(tmp_path, images, batch):
+    fit(tmp_path / "straight", images, "context_encoder", 3)
+    signal_at = [
+        f"+callbacks.signal_at._target_={SignalAt.__module__}.SignalAt",
+        f"+callbacks.signal_at.signum={int(signal.SIGTERM)}",
+        f"+callbacks.signal_at.batch={batch}",
+    ]
+    with pytest.raises(SystemExit):
+        fit(tmp_path / "split", images, "context_encoder", 3, *signal_at)
+    # after an epoch's last batch the stop waits for the epoch's end (validation, checkpoints)
+    progress = last_checkpoint(tmp_path / "split")["loops"]["fit_loop"]
+    assert progress["epoch_loop.batch_progress"]["total"]["completed"] == batch + 1
+    assert (tmp_path / "split" / "checkpoints" / "best.ckpt").is_file()
+    fit(tmp_path / "split", images, "context_encoder", 3, "ckpt_path=last")
+    assert_same_training_state(
+        last_checkpoint(tmp_path / "straight"), last_checkpoint(tmp_path / "split")
+    )
+
+
 def test_a_submitit_job_saves_requeues_once_and_resumes(tmp_path, images, caplog, monkeypatch):
     submitit = pytest.importorskip("submitit")
     calls = fake_slurm(monkeypatch, tmp_path)

@@ -19,7 +19,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
-from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from pytorch_lightning.plugins.environments import SLURMEnvironment
 
 from inpaintlab.errors import ConfigError
@@ -194,13 +194,22 @@ class PreemptionCheckpoint(Callback):
     def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
         received = self._received or (signal.SIGTERM if trainer.received_sigterm else 0)
         signum = agreed_signal(trainer, received)
-        if signum:
-            self._stop(trainer, signum)
+        if signum and not ends_the_epoch(trainer):
+            self._stop(trainer, signum, save=True)
+        # after an epoch's last batch the stop waits for the next epoch's start: a run resumed
+        # from that batch's end would skip the epoch's validation, and its end writes last.ckpt
 
-    def _stop(self, trainer: pl.Trainer, signum: int) -> None:
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        signum = agreed_signal(trainer, self._received)
+        if signum:
+            writes_last = any(isinstance(c, LastCheckpoint) for c in trainer.callbacks)
+            self._stop(trainer, signum, save=not writes_last)
+
+    def _stop(self, trainer: pl.Trainer, signum: int, save: bool) -> None:
+        """Write last.ckpt (unless the epoch's end just did), report, requeue, end the run."""
         self._restore_handlers()
         path = last_checkpoint_path(trainer)
-        if path is not None:
+        if path is not None and save:
             trainer.save_checkpoint(path, weights_only=False)
         if trainer.is_global_zero:
             saved = f"saved {path}" if path is not None else "no checkpoint folder, nothing saved"
@@ -222,6 +231,40 @@ class PreemptionCheckpoint(Callback):
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous = {}
+
+
+def ends_the_epoch(trainer: pl.Trainer) -> bool:
+    """Whether the training batch that just ran is its epoch's last."""
+    return bool(trainer.fit_loop.epoch_loop.batch_progress.is_last_batch)
+
+
+class LastCheckpoint(ModelCheckpoint):
+    """last.ckpt's writer: Lightning's ModelCheckpoint saving at every epoch's end and, with
+    `every_n_train_steps`, every N training steps as well (Lightning makes the two exclusive);
+    the step saves skip an epoch's last batch, whose epoch-end save follows it (a run resumed
+    from the batch's end would skip the epoch's validation). With the batch counted as
+    completed in the checkpoint (`resume.count_the_finished_batch`), a run resumed from any
+    save continues exactly where the saved run was."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._every_n_epochs = 1  # after the constructor's check that the triggers are exclusive
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        validates_mid_epoch = trainer.val_check_interval != 1.0 or isinstance(
+            trainer.val_check_interval, int
+        )
+        if self._every_n_train_steps >= 1 and validates_mid_epoch:
+            raise ConfigError(
+                "callbacks.last_checkpoint.every_n_train_steps with validation inside epochs "
+                f"(trainer.val_check_interval={trainer.val_check_interval}) cannot resume "
+                "exactly: validate at epoch ends, or drop the step checkpoints"
+            )
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: Any, *args: Any) -> None:
+        if not ends_the_epoch(trainer):
+            super().on_train_batch_end(trainer, pl_module, *args)
 
 
 def signal_number(name: str) -> int:

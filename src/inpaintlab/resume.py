@@ -199,6 +199,23 @@ def rank_entry(states: list[Any] | None, rank: int, world_size: int, what: str) 
     return states[rank]
 
 
+def count_the_finished_batch(checkpoint: dict[str, Any]) -> None:
+    """Record a batch whose optimiser steps are taken as completed in a checkpoint written at
+    its end (on_train_batch_end: every N steps, preemption). Lightning counts it completed only
+    after that hook, and a run resumed from the checkpoint would train it again (its weights
+    already are in the checkpoint, and the datamodule's position already counts it)."""
+    fit_loop = checkpoint.get("loops", {}).get("fit_loop")
+    if not fit_loop:
+        return
+    progress = fit_loop["epoch_loop.batch_progress"]
+    if progress["total"]["processed"] != progress["total"]["completed"] + 1:
+        return  # between batches, or inside one (the non-finite guard)
+    for counts in (progress["total"], progress["current"]):
+        counts["completed"] += 1
+    # Lightning counts a stepped batch for its loggers after the hook, too
+    fit_loop["epoch_loop.state_dict"]["_batches_that_stepped"] += 1
+
+
 class KeepFinishedRuns(Callback):
     """Refuse a single run whose folder (hydra.run.dir) holds an earlier run's results before
     Hydra writes anything there (.hydra/, the log): checkpoints for train.py unless it resumes

@@ -32,6 +32,9 @@ CHECKPOINT_DIR_WARNING = r"Checkpoint directory .* exists and is not empty"
 SYNC_DIST_WARNING = r"It is recommended to use `self.log\('(train|val|test)/"
 # the datamodule checkpoints its position in the epoch itself (TrainingSampler)
 MID_EPOCH_WARNING = r"You're resuming from a checkpoint that ended before the epoch ended"
+# Lightning's advice for step checkpoints under manual optimisation: our checkpoints record the
+# stepped batch as completed instead (resume.count_the_finished_batch), which is exact
+STEP_CHECKPOINT_WARNING = r"Using ModelCheckpoint with manual optimization and every_n_train_steps"
 
 CENTER_MASK = "inpaintlab.data.masks.CenterBoxMask"
 
@@ -102,6 +105,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     warnings.filterwarnings("ignore", message=CHECKPOINT_DIR_WARNING)
     warnings.filterwarnings("ignore", message=SYNC_DIST_WARNING)
     warnings.filterwarnings("ignore", message=MID_EPOCH_WARNING)
+    warnings.filterwarnings("ignore", message=STEP_CHECKPOINT_WARNING)
     if cfg.print_config:
         print_config_tree(cfg, output_dir / "config_tree.log")
     datamodule = build_datamodule(cfg, cfg.data, cfg.mask, train=True)

@@ -19,6 +19,7 @@ from inpaintlab.compositing import composite
 from inpaintlab.errors import CheckpointError, one_line
 from inpaintlab.evaluation.metrics import BinnedMetrics
 from inpaintlab.models.manual_gan import ManualGANModule
+from inpaintlab.resume import count_the_finished_batch
 from inpaintlab.sample_grid import sample_grid, save_grid
 
 
@@ -101,6 +102,7 @@ class InpaintingModule(ManualGANModule):
         return {"composite": self(image, mask), "mask": mask, "index": batch["index"]}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        count_the_finished_batch(checkpoint)
         cls = type(self)
         checkpoint[CHECKPOINT_KEY] = {
             "version": __version__,

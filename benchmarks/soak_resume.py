@@ -61,13 +61,21 @@ def kill_at_random(command: list[str], env: dict[str, str], last: Path, delay: f
     """Start the run, SIGKILL it `delay` seconds after last.ckpt next changes; False when the
     run ended by itself first."""
     before = last.stat().st_mtime_ns if last.exists() else 0
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # a session of its own: the kill takes every process of the run (DDP's workers too), as a
+    # lost node would
+    process = subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     while not (last.exists() and last.stat().st_mtime_ns != before):
         if process.poll() is not None:
             return False
         time.sleep(0.01)
     time.sleep(delay)
-    process.send_signal(signal.SIGKILL)
+    os.killpg(process.pid, signal.SIGKILL)
     return process.wait() == -signal.SIGKILL
 
 

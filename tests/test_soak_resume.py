@@ -13,8 +13,8 @@ from helpers import TINY_OVERRIDES
 SOAK = ROOT / "benchmarks" / "soak_resume.py"
 
 
-def soak(tmp_path, model: str, kills: int) -> subprocess.CompletedProcess:
-    overrides = [f"model={model}", *TINY_OVERRIDES[model], "data.image_size=32"]
+def soak(tmp_path, model: str, kills: int, *extra: str) -> subprocess.CompletedProcess:
+    overrides = [f"model={model}", *TINY_OVERRIDES[model], "data.image_size=32", *extra]
     overrides += ["model.ema_decay=0.99", f"paths.cache_dir={ROOT / '.cache'}"]
     command = [sys.executable, str(SOAK), "--kills", str(kills), "--max-delay", "1.0"]
     command += ["--keep", str(tmp_path), "--", *overrides]
@@ -38,3 +38,8 @@ def test_a_context_encoder_killed_and_resumed_ends_like_an_uninterrupted_run(tmp
 def test_every_variant_survives_twenty_kills(tmp_path, model):
     # EdgeConnect's joint stage steps four optimisers a batch
     assert_identical(soak(tmp_path, model, kills=20))
+
+
+@pytest.mark.slow
+def test_two_process_ddp_survives_kills_of_the_whole_run(tmp_path):
+    assert_identical(soak(tmp_path, "context_encoder", 10, "trainer=ddp_cpu"))

@@ -13,10 +13,12 @@ from helpers import TINY_OVERRIDES
 SOAK = ROOT / "benchmarks" / "soak_resume.py"
 
 
-def soak(tmp_path, model: str, kills: int, *extra: str) -> subprocess.CompletedProcess:
+def soak(
+    tmp_path, model: str, kills: int, *extra: str, max_delay: float = 1.0
+) -> subprocess.CompletedProcess:
     overrides = [f"model={model}", *TINY_OVERRIDES[model], "data.image_size=32", *extra]
     overrides += ["model.ema_decay=0.99", f"paths.cache_dir={ROOT / '.cache'}"]
-    command = [sys.executable, str(SOAK), "--kills", str(kills), "--max-delay", "1.0"]
+    command = [sys.executable, str(SOAK), "--kills", str(kills), "--max-delay", str(max_delay)]
     command += ["--keep", str(tmp_path), "--", *overrides]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(command, capture_output=True, text=True, timeout=1800, env=env)
@@ -31,6 +33,11 @@ def assert_identical(result: subprocess.CompletedProcess) -> None:
 
 def test_a_context_encoder_killed_and_resumed_ends_like_an_uninterrupted_run(tmp_path):
     assert_identical(soak(tmp_path, "context_encoder", kills=3))
+
+
+def test_kills_right_after_each_step_checkpoint_resume_exactly(tmp_path):
+    # each kill lands as soon as a new last.ckpt is in place
+    assert_identical(soak(tmp_path, "context_encoder", kills=3, max_delay=0.0))
 
 
 @pytest.mark.slow

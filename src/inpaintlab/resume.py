@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from inpaintlab.errors import ConfigError
-from inpaintlab.evaluation.report import RESULT_FILES
+from inpaintlab.evaluation.report import refuse_existing_results
 from inpaintlab.runtime import save_config
 
 log = logging.getLogger("inpaintlab")
@@ -224,24 +224,21 @@ class KeepFinishedRuns(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         folder = Path(config.hydra.run.dir)
-        problem = earlier_results(folder, config.hydra.job.config_name, config.get("ckpt_path"))
-        if problem:
-            print(f"error: {problem}", file=sys.stderr)
+        task = config.hydra.job.config_name
+        try:
+            if task == "eval":
+                refuse_existing_results(folder)
+            elif task == "train":
+                refuse_to_overwrite(folder / "checkpoints", resuming=bool(config.get("ckpt_path")))
+        except ConfigError as error:
+            print(f"error: {error}", file=sys.stderr)
             sys.exit(2)
 
 
-def earlier_results(folder: Path, task: str, ckpt_path: str | None) -> str | None:
-    """Why `folder` cannot take a new run of `task` (train or eval), or None when it can."""
-    if task == "eval":
-        existing = [name for name in RESULT_FILES if (folder / name).exists()]
-        if existing:
-            return (
-                f"{folder} already holds evaluation results ({', '.join(existing)}): "
-                "choose a new output folder (hydra.run.dir=...)"
-            )
-    elif task == "train" and not ckpt_path and any((folder / "checkpoints").glob("*.ckpt")):
-        return (
-            f"{folder} already holds a run's checkpoints: choose a new hydra.run.dir, or resume "
-            "that run with ckpt_path=last"
+def refuse_to_overwrite(folder: Path | None, resuming: bool) -> None:
+    """Never write a new run's checkpoints over an earlier run's."""
+    if folder is not None and not resuming and any(folder.glob("*.ckpt")):
+        raise ConfigError(
+            f"{folder} already holds a run's checkpoints: choose a new hydra.run.dir, or "
+            "resume that run with ckpt_path=last"
         )
-    return None

@@ -16,7 +16,7 @@ from inpaintlab.checkpoint import read_checkpoint
 from inpaintlab.errors import ConfigError
 from inpaintlab.loggers import logged_step, resume_loggers
 from inpaintlab.models.base import InpaintingModule
-from inpaintlab.resume import resolve_ckpt_path, save_run_config
+from inpaintlab.resume import refuse_to_overwrite, resolve_ckpt_path, save_run_config
 from inpaintlab.runtime import (
     instantiate_list,
     loggers_closed_at_exit,
@@ -79,15 +79,6 @@ def checkpoint_dir(cfg: DictConfig) -> Path | None:
     """Where ModelCheckpoint writes, if it is configured."""
     checkpointing = (cfg.get("callbacks") or {}).get("model_checkpoint")
     return Path(checkpointing.dirpath) if checkpointing else None
-
-
-def refuse_to_overwrite(folder: Path | None, resuming: bool) -> None:
-    """Never write a new run's checkpoints over an earlier run's."""
-    if folder is not None and not resuming and any(folder.glob("*.ckpt")):
-        raise ConfigError(
-            f"{folder} already holds checkpoints: choose a new hydra.run.dir, "
-            "or resume that run with ckpt_path=last"
-        )
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:

@@ -179,19 +179,22 @@ def _conjugate_gradient(u: Tensor, hole: Tensor, power: int, iterations: int) ->
         return u
     hole = hole.expand_as(u)
 
-    def apply(direction: Tensor) -> Tensor:
-        return (-1) ** power * _operator(direction, power) * hole
+    sign = -1.0 if power % 2 else 1.0
 
-    residual = -apply(u)
-    direction = residual
+    def apply(direction: Tensor) -> Tensor:
+        return _operator(direction, power).mul_(hole).mul_(sign)
+
+    residual = apply(u).neg_()
+    direction = residual.clone()
     residual_norm = _channel_dot(residual, residual)
-    for _ in range(iterations):
+    u = u.clone()
+    for _ in range(iterations):  # in place: each pass over the batch costs as much as L^p
         image_of_direction = apply(direction)
         step = residual_norm / _channel_dot(direction, image_of_direction).clamp_min(TINY)
-        u = u + step * direction
-        residual = residual - step * image_of_direction
+        u.addcmul_(step, direction)
+        residual.addcmul_(step, image_of_direction, value=-1.0)
         new_norm = _channel_dot(residual, residual)
-        direction = residual + new_norm / residual_norm.clamp_min(TINY) * direction
+        direction.mul_(new_norm / residual_norm.clamp_min(TINY)).add_(residual)
         residual_norm = new_norm
     return u
 

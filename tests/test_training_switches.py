@@ -14,7 +14,7 @@ from conftest import compose_config, run_script
 from helpers import fit, smooth_images
 from pytorch_lightning.plugins.precision import MixedPrecision
 from test_ddp import run_overrides, write_image_folder
-from tiny_checkpoints import save_checkpoint, tiny_model
+from tiny_checkpoints import ADAM, save_checkpoint, tiny_model
 from torch import nn
 
 from inpaintlab.checkpoint import read_checkpoint
@@ -307,16 +307,40 @@ class PoisonBatches(pl.Callback):
             batch["image"] = batch["image"].clone().fill_(math.nan)
 
 
-def test_a_non_finite_loss_stops_the_run_with_a_checkpoint_of_the_last_finite_state(tmp_path):
-    module, poison = tiny_model("ce_center").train(), PoisonBatches({2})
+def guarded_model(optimizer: str, **switches) -> nn.Module:
+    """The tiny centre Context Encoder in training mode with a fused Adam (which skips a step
+    on the device) or the foreach one (skipped on the host)."""
+    module = tiny_model("ce_center", **switches).train()
+    module.optimizer_config = {**ADAM, "fused": optimizer == "fused"}
+    return module
+
+
+OPTIMIZERS = ["fused", "foreach"]
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_a_non_finite_loss_stops_the_run_with_a_checkpoint_of_the_last_finite_state(
+    tmp_path, optimizer
+):
+    module, poison = guarded_model(optimizer), PoisonBatches({2})
     with pytest.raises(TrainingError) as error:
-        fit(module, make_batch(), steps=5, callbacks=[poison], default_root_dir=tmp_path)
+        fit(
+            module,
+            make_batch(),
+            steps=10,
+            callbacks=[poison],
+            default_root_dir=tmp_path,
+            max_epochs=1,
+            limit_train_batches=3,
+        )
     message = str(error.value)
-    saved = tmp_path / "checkpoints" / "nonfinite_step000004.ckpt"
+    (saved,) = (tmp_path / "checkpoints").glob("nonfinite_step*.ckpt")
     assert "\n" not in message
-    assert message.startswith("train/d_loss is not finite at epoch 0, global step 4")
+    assert message.startswith(
+        "train/d_loss or its gradients are not finite at epoch 0, global step 4"
+    )
     assert f"ckpt_path={saved}" in message
-    state = read_checkpoint(saved)["state_dict"]
+    state = read_checkpoint(saved)["state_dict"]  # the poisoned batch was the last one
     for key, value in poison.states_before[2].items():
         assert torch.equal(state[key], value), key
 
@@ -339,38 +363,74 @@ class InfiniteGradientsAt(pl.Callback):
             self.hook = None
 
 
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_infinite_gradients_from_a_finite_loss_are_skipped_too(optimizer):
+    module = guarded_model(optimizer, nan_guard="skip")
+    with pytest.warns(UserWarning, match="train/g_loss or its gradients are not finite"):
+        fit(module, make_batch(), steps=8, callbacks=[InfiniteGradientsAt(1)])
+    assert_finite(module)
+
+
+class RuinedWeightsAt(pl.Callback):
+    """Sets the generator's first weight to infinity before one training batch, as an update
+    that overflowed would."""
+
+    def __init__(self, batch: int) -> None:
+        self.batch = batch
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        if batch_idx == self.batch:
+            with torch.no_grad():
+                next(module.generator.parameters()).fill_(math.inf)
+
+
 @pytest.mark.parametrize("nan_guard", ["stop", "skip"])
-def test_weights_ruined_by_infinite_gradients_are_never_saved_as_finite(tmp_path, nan_guard):
-    module = tiny_model("ce_center", nan_guard=nan_guard).train()
+def test_ruined_weights_are_never_saved_as_finite(tmp_path, nan_guard):
+    module = guarded_model("fused", nan_guard=nan_guard)
     with pytest.raises(TrainingError) as error:
-        fit(
-            module,
-            make_batch(),
-            steps=8,
-            callbacks=[InfiniteGradientsAt(1)],
-            default_root_dir=tmp_path,
-        )
+        fit(module, make_batch(), 8, callbacks=[RuinedWeightsAt(1)], default_root_dir=tmp_path)
     message = str(error.value)
     assert "\n" not in message and "because the weights already are" in message
     assert "ckpt_path=last" in message
     assert not list(tmp_path.rglob("nonfinite_*.ckpt"))
 
 
-def test_skip_drops_the_poisoned_steps_and_training_goes_on():
-    module, poison = tiny_model("ce_center", nan_guard="skip"), PoisonBatches({1})
-    with pytest.warns(UserWarning, match="train/d_loss is not finite .* step skipped"):
+@pytest.mark.parametrize(("optimizer", "counted_steps"), [("fused", 2 * 4), ("foreach", 2 * 3)])
+def test_skip_drops_the_poisoned_steps_and_training_goes_on(optimizer, counted_steps):
+    module, poison = guarded_model(optimizer, nan_guard="skip"), PoisonBatches({1})
+    untouched = TrackStates()
+    with pytest.warns(UserWarning, match="train/d_loss .* 2 optimiser step.s. skipped"):
         trainer = fit(
-            module.train(), make_batch(), 6, callbacks=[poison], max_epochs=1, limit_train_batches=4
+            module,
+            make_batch(),
+            8,
+            callbacks=[poison, untouched],
+            max_epochs=1,
+            limit_train_batches=4,
         )
-    assert trainer.global_step == 2 * 3  # 4 batches of 2 optimiser steps, one batch skipped
+    # a step the fused optimiser skips on the device still counts as a step
+    assert trainer.global_step == counted_steps
     assert_finite(module)
+    for key, value in poison.states_before[1].items():  # the poisoned batch changed nothing
+        assert torch.equal(untouched.states_after[1][key], value), key
 
 
-def test_skip_stops_after_too_many_skipped_steps_in_a_row(tmp_path):
-    module = tiny_model("ce_center", nan_guard="skip", nan_max_skips=3).train()
+class TrackStates(pl.Callback):
+    """Keeps the module's state after each training batch."""
+
+    def __init__(self) -> None:
+        self.states_after: dict[int, dict[str, torch.Tensor]] = {}
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        self.states_after[batch_idx] = {k: v.clone() for k, v in module.state_dict().items()}
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_skip_stops_after_too_many_skipped_steps_in_a_row(tmp_path, optimizer):
+    module = guarded_model(optimizer, nan_guard="skip", nan_max_skips=3)
     poison = PoisonBatches({1, 2, 3})
-    with pytest.raises(TrainingError, match="g_loss .* after 3 skipped steps in a row"):
-        fit(module, make_batch(), steps=5, callbacks=[poison], default_root_dir=tmp_path)
+    with pytest.raises(TrainingError, match="d_loss .* [(]6 skipped steps in a row[)]"):
+        fit(module, make_batch(), steps=10, callbacks=[poison], default_root_dir=tmp_path)
     assert_finite(module)
 
 
@@ -380,8 +440,8 @@ def test_train_py_reports_a_non_finite_loss_in_one_line_and_exits_2(tmp_path, im
     result = run_script("train.py", *args, f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert result.returncode == 2, result.stderr[-2000:]
     (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert "train/g_loss is not finite at epoch 0, global step 1" in line
-    saved = run_dir / "checkpoints" / "nonfinite_step000001.ckpt"
+    assert "train/g_loss or its gradients are not finite at epoch 0, global step 1" in line
+    (saved,) = (run_dir / "checkpoints").glob("nonfinite_step*.ckpt")
     assert f"ckpt_path={saved}" in line
     assert_finite_state(read_checkpoint(saved)["state_dict"])
 

@@ -1,6 +1,6 @@
 """A manually optimised GAN LightningModule with the training switches every model shares:
 channels_last, torch.compile, gradient clipping, learning-rate schedulers stepped in the manual
-loop, moving averages of the generators, and the non-finite loss guard."""
+loop, moving averages of the generators, and the non-finite step guard."""
 
 from __future__ import annotations
 
@@ -16,6 +16,13 @@ from torch import Tensor, nn
 
 from inpaintlab.errors import ConfigError, TrainingError
 from inpaintlab.models.ema import WeightAverage
+from inpaintlab.models.guard import (
+    StepCounts,
+    non_finite_flag,
+    restore_where,
+    skips_on_device,
+    step_unless,
+)
 from inpaintlab.models.switches import TrainingSwitches, build_scheduler, is_plateau
 from inpaintlab.resume import checkpoint_folder
 
@@ -37,7 +44,8 @@ class ManualGANModule(pl.LightningModule):
         self.channels_last = self.switches.channels_last
         self.generator_average: WeightAverage | None = None
         self.optimizer_names: list[str] = []
-        self._skipped_in_a_row = 0
+        self._step_counts = StepCounts()
+        self._batch_flag: Tensor | None = None  # 1 once a step of this batch was skipped
         self._buffers_at_batch_start: list[Tensor] = []
         self._compiled = False
 
@@ -104,15 +112,20 @@ class ManualGANModule(pl.LightningModule):
             self._compiled = True
 
     def step_optimizer(self, optimizer: Any, loss: Tensor, name: str) -> None:
-        """One manual update of `optimizer`'s parameters only (the others stay untouched), unless
-        the non-finite guard skips it. `name` is the loss's name in messages."""
-        if not self.loss_is_finite(loss, name):
-            return
+        """One manual update of `optimizer`'s parameters only (the others stay untouched); the
+        non-finite guard skips it when `name`'s loss or gradients are not finite."""
         self.toggle_optimizer(optimizer)
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss)
-        optimizer.step()
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+        parameters = [p for group in optimizer.param_groups for p in group["params"]]
+        flag = non_finite_flag(loss, parameters, check_gradients=scaler is None)
+        flag = self.trainer.strategy.reduce(flag, reduce_op="max")  # every process agrees
+        on_device = scaler is None and skips_on_device(getattr(optimizer, "optimizer", optimizer))
+        self._step_counts.record(flag, name, self.global_step)
+        step_unless(optimizer, flag, on_device)
         self.untoggle_optimizer(optimizer)
+        self._batch_flag = flag if self._batch_flag is None else self._batch_flag.maximum(flag)
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         # Lightning calls this inside optimizer.step(), after unscaling 16-mixed gradients
@@ -123,47 +136,37 @@ class ManualGANModule(pl.LightningModule):
                 gradient_clip_algorithm=self.switches.gradient_clip_algorithm,
             )
 
-    def loss_is_finite(self, loss: Tensor, name: str) -> bool:
-        """The non-finite guard (one host sync; all processes agree): True to step; False to skip
-        the step (`model.nan_guard=skip`); otherwise save the last finite state and stop."""
-        finite = self.trainer.strategy.reduce_boolean_decision(
-            bool(torch.isfinite(loss.detach()).all()), all=True
-        )
-        if finite:
-            self._skipped_in_a_row = 0
-            return True
-        self._restore_network_buffers()  # a non-finite forward pass may have reached them
-        where = f"epoch {self.current_epoch}, global step {self.global_step}"
-        guard = self.switches
-        weights_finite = self.weights_are_finite()
-        if (
-            weights_finite
-            and guard.nan_guard == "skip"
-            and self._skipped_in_a_row < guard.nan_max_skips
-        ):
-            self._skipped_in_a_row += 1
-            rank_zero_warn(f"train/{name} is not finite at {where}: optimiser step skipped")
-            return False
-        if not weights_finite:
-            # a finite loss whose gradients were not: the weights are lost, so is this state
+    def check_non_finite_steps(self) -> None:
+        """Act on the steps the guard skipped since the last check (one host synchronisation,
+        at logging intervals and epoch ends): warn under `model.nan_guard=skip`; otherwise
+        save the current state (finite: the bad steps were skipped) and stop."""
+        report = self._step_counts.report()
+        if report is None:
+            return
+        where = f"epoch {self.current_epoch}, global step {report.first_step}"
+        what = f"train/{report.first_name} or its gradients are not finite at {where}"
+        if not self.weights_are_finite():
             raise TrainingError(
-                f"train/{name} is not finite at {where} because the weights already are (an "
-                "earlier step's gradients were not finite), so nothing was saved: lower "
-                "model.optimizer.lr or set model.gradient_clip_val, then resume from the "
-                "latest checkpoint (ckpt_path=last)"
+                f"{what} because the weights already are (an earlier update was not finite), "
+                "so nothing was saved: lower model.optimizer.lr or set "
+                "model.gradient_clip_val, then resume from the latest checkpoint "
+                "(ckpt_path=last)"
             )
+        guard = self.switches
+        if guard.nan_guard == "skip" and report.longest_run < guard.nan_max_skips:
+            rank_zero_warn(f"{what}: {report.bad_steps} optimiser step(s) skipped")
+            return
         saved = self.save_last_finite_state()
         if guard.nan_guard == "skip":
-            where += f" after {guard.nan_max_skips} skipped steps in a row"
+            what += f" ({report.longest_run} skipped steps in a row)"
         raise TrainingError(
-            f"train/{name} is not finite at {where}: the last finite state is in {saved}; "
-            "lower model.optimizer.lr or set model.gradient_clip_val, then resume with "
-            f"ckpt_path={saved}"
+            f"{what}: the last finite state is in {saved}; lower model.optimizer.lr or set "
+            f"model.gradient_clip_val, then resume with ckpt_path={saved}"
         )
 
     def weights_are_finite(self) -> bool:
-        """Whether every network weight is finite on every process (checked only once a loss
-        is not: a finite loss can still bring infinite gradients)."""
+        """Whether every network weight is finite on every process (checked only after a
+        non-finite step)."""
         parameters = [p for name in self.network_names for p in getattr(self, name).parameters()]
         finite = all(bool(torch.isfinite(p.detach()).all()) for p in parameters)
         return self.trainer.strategy.reduce_boolean_decision(finite, all=True)
@@ -187,14 +190,13 @@ class ManualGANModule(pl.LightningModule):
         networks = [getattr(self, name) for name in self.network_names]
         return [buffer for network in networks for buffer in network.buffers()]
 
-    def _restore_network_buffers(self) -> None:
-        """Put back the buffers of the batch's start (kept by on_train_batch_start)."""
-        saved = self._buffers_at_batch_start
-        if not saved:
-            return
-        with torch.no_grad():
-            for buffer, value in zip(self._network_buffers(), saved, strict=True):
-                buffer.copy_(value)
+    def _restore_buffers_after_a_skipped_step(self) -> None:
+        """A non-finite forward pass may have reached the BatchNorm statistics: in a batch
+        with a skipped step, put back every network buffer of the batch's start (on the
+        device; once every backward pass, which may read them, is done)."""
+        if self._batch_flag is not None:
+            restore_where(self._batch_flag, self._network_buffers(), self._buffers_at_batch_start)
+            self._batch_flag = None
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         # kept for the non-finite guard: a skipped or stopping step must not leave NaN statistics
@@ -206,16 +208,23 @@ class ManualGANModule(pl.LightningModule):
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         self.gan_step(batch, batch_idx)
+        self._restore_buffers_after_a_skipped_step()
         # here rather than in on_train_batch_end, which Lightning calls after the callbacks':
         # a checkpoint written at a batch's end (every N steps, on preemption) holds this work
         if self.generator_average is not None:
             self.generator_average.update(self._trained_generators())
         if self.switches.scheduler_interval == "step":
             self._step_schedulers()
+        if (batch_idx + 1) % self.trainer.log_every_n_steps == 0:
+            self.check_non_finite_steps()
 
     def on_train_epoch_end(self) -> None:
+        self.check_non_finite_steps()
         if self.switches.scheduler_interval == "epoch":
             self._step_schedulers()
+
+    def on_train_end(self) -> None:
+        self.check_non_finite_steps()
 
     def _step_schedulers(self) -> None:
         """Step the clock-driven schedulers (manual optimisation leaves that to the module)."""

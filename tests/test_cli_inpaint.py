@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import subprocess
 import sys
@@ -432,6 +433,33 @@ def test_coloured_and_alpha_masks_mark_their_painted_pixels_as_holes(ckpt, photo
     hole = box_mask(45, 61) > 0
     assert_known_pixels_kept(result, original, box_mask(45, 61))
     assert not np.array_equal(result[hole], original[hole])
+
+
+def cut_short_jpeg(path: Path, height: int, width: int) -> Path:
+    """A JPEG of random pixels whose compressed data stops halfway, then an end marker."""
+    buffer = io.BytesIO()
+    Image.fromarray(random_rgb(height, width, 0)).save(buffer, "JPEG")
+    data = buffer.getvalue()
+    path.write_bytes(data[: len(data) // 2] + b"\xff\xd9")
+    return path
+
+
+def test_a_jpeg_cut_short_is_refused_not_inpainted_with_grey_rows(ckpt, photo, tmp_path, capsys):
+    broken = cut_short_jpeg(tmp_path / "cut.jpg", 45, 61)
+    before = broken.read_bytes()
+    assert inpaint(ckpt["pconv"], broken, photo[1], tmp_path / "o.png") == 2
+    line = one_error_line(capsys)
+    assert "cut.jpg ends in flat grey rows" in line and "re-export" in line
+    assert not (tmp_path / "o.png").exists() and broken.read_bytes() == before
+
+
+def test_complete_jpegs_with_grey_parts_are_read(tmp_path):
+    pixels_in = random_rgb(45, 61, 1)
+    pixels_in[-8:] = 127  # a grey band at the bottom of an otherwise busy picture
+    Image.fromarray(pixels_in).save(tmp_path / "band.jpg", quality=100)
+    Image.fromarray(np.full((16, 16, 3), 128, np.uint8)).save(tmp_path / "flat.jpg")
+    assert load_image(tmp_path / "band.jpg").shape == (3, 45, 61)
+    assert load_image(tmp_path / "flat.jpg").shape == (3, 16, 16)  # grey all over is a picture
 
 
 def test_animated_images_are_refused(ckpt, photo, tmp_path, capsys):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,8 @@ from inpaintlab.errors import DataError
 # Pixel formats with more than 8 bits per sample, and the range each one is scaled from.
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I"})
 _UINT16_MAX = 65535.0
+# where a JPEG's compressed data ends early, libjpeg fills the missing blocks with this grey
+_JPEG_GREY_FILL = 128
 
 
 def load_image(
@@ -32,6 +36,7 @@ def load_image(
             if min_size is not None and image.format == "JPEG":
                 image.draft(None, (min_size, min_size))
             image.load()
+            refuse_cut_short_jpeg(image, path)
             return pil_to_tensor(ImageOps.exif_transpose(image), channels)
     except FileNotFoundError as error:
         raise DataError(f"image file {path} does not exist: check the data folder") from error
@@ -48,6 +53,30 @@ def refuse_animation(image: Image.Image, path: Path) -> None:
         raise DataError(
             f"{path} holds {frames} frames or pages: save the one you mean as a PNG and pass that"
         )
+
+
+def refuse_cut_short_jpeg(image: Image.Image, path: Path) -> None:
+    """Raise for a JPEG whose data ended early (cut short, or an end marker too soon): the
+    decoder then fills the rest with mid-grey instead of failing, so the image's last row is
+    grey 128 in every channel. A heuristic: a complete JPEG whose bottom row is exactly that
+    grey, unlike the rest of the picture, is refused too."""
+    if image.format != "JPEG" or image.mode not in ("L", "RGB"):
+        return
+    width, height = image.size
+    last_row = image.crop((0, height - 1, width, height))
+    grey = (_JPEG_GREY_FILL, _JPEG_GREY_FILL)
+    row_is_grey = all(extrema == grey for extrema in _band_extrema(last_row))
+    if row_is_grey and not all(extrema == grey for extrema in _band_extrema(image)):
+        raise DataError(
+            f"{path} ends in flat grey rows, as a JPEG whose data stops early does: copy it "
+            "again from its source or re-export it"
+        )
+
+
+def _band_extrema(image: Image.Image) -> list[tuple[int, int]]:
+    """(min, max) of each band of an 8-bit image."""
+    extrema = image.getextrema()
+    return [extrema] if image.mode == "L" else list(extrema)
 
 
 def pil_to_tensor(image: Image.Image, channels: int = 3) -> torch.Tensor:
@@ -89,11 +118,21 @@ def save_image(image: torch.Tensor, path: str | os.PathLike) -> Path:
     pil = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # write beside the target then rename, so a concurrent reader never sees half a file
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    pil.save(partial, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))
-    os.replace(partial, path)
+    with written_in_one_go(path) as partial:
+        pil.save(partial, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))
     return path
+
+
+@contextmanager
+def written_in_one_go(path: Path) -> Iterator[Path]:
+    """A name beside `path` for the block to write to, renamed to `path` when the block ends
+    without an error and removed otherwise: no reader ever sees half a file at `path`."""
+    partial = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
+    try:
+        yield partial
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def check_writable(folder: Path) -> None:

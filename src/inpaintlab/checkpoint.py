@@ -54,7 +54,18 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def model_from_checkpoint(checkpoint: dict[str, Any]) -> InpaintingModule:
     """Rebuild the LightningModule recorded in a checkpoint and load its weights (eval mode)."""
-    name = checkpoint[CHECKPOINT_KEY]["model"]
+    model = untrained_model(checkpoint)
+    try:
+        model.load_state_dict(checkpoint["state_dict"])
+    except (KeyError, RuntimeError) as error:
+        raise settings_do_not_fit(model.__class__, error) from error
+    return model
+
+
+def untrained_model(record: dict[str, Any]) -> InpaintingModule:
+    """The LightningModule a checkpoint (or release file) records, built from its settings
+    with fresh weights, in eval mode."""
+    name = record[CHECKPOINT_KEY]["model"]
     if not name.startswith(MODELS_PACKAGE):
         raise CheckpointError(f"checkpoint names model {name!r}, which is not an inpaintlab model")
     try:
@@ -65,12 +76,15 @@ def model_from_checkpoint(checkpoint: dict[str, Any]) -> InpaintingModule:
             "use the version that wrote it"
         ) from error
     try:
-        model = model_class(**checkpoint["hyper_parameters"])
-        model.load_state_dict(checkpoint["state_dict"])
+        model = model_class(**record["hyper_parameters"])
     except (InpaintlabError, KeyError, RuntimeError, TypeError) as error:
-        raise CheckpointError(
-            f"the checkpoint's settings or weights do not fit {model_class.__name__} "
-            f"({one_line(error)}): it was written by another version of inpaintlab, or edited"
-        ) from error
-    model.run_config = checkpoint[CHECKPOINT_KEY]["config"]
+        raise settings_do_not_fit(model_class, error) from error
+    model.run_config = record[CHECKPOINT_KEY]["config"]
     return model.eval()
+
+
+def settings_do_not_fit(model_class: type, error: Exception) -> CheckpointError:
+    return CheckpointError(
+        f"the checkpoint's settings or weights do not fit {model_class.__name__} "
+        f"({one_line(error)}): it was written by another version of inpaintlab, or edited"
+    )

@@ -1,5 +1,6 @@
 """The `inpaintlab` command: `masks` previews a mask config, `inpaint` fills the holes of your
-own photos with a checkpoint, `export` saves a checkpoint as a torch.export program."""
+own photos with a checkpoint or release file, `export` saves a checkpoint as a torch.export
+program, `release` keeps a checkpoint's generator weights for inference (.safetensors)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from hydra import compose, initialize_config_dir
 
 from inpaintlab.errors import InpaintlabError, one_line
 from inpaintlab.runtime import as_user_error
+from inpaintlab.strategies import STRATEGIES
 
 
 def find_config_dir(explicit: str | None) -> Path:
@@ -95,6 +97,19 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_release(args: argparse.Namespace) -> int:
+    """Write a checkpoint's release file."""
+    from inpaintlab.models.release import write_release
+
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise InpaintlabError(f"{out} already exists: pass --overwrite or choose another --out")
+    written = write_release(args.ckpt, out, args.dtype)
+    size = written.stat().st_size / 2**20
+    print(f"wrote {written} ({size:.1f} MiB, {args.dtype}): load it with Inpainter.from_pretrained")
+    return 0
+
+
 def add_masks_parser(commands: argparse._SubParsersAction) -> None:
     masks = commands.add_parser("masks", help="render a preview grid of a mask config to PNG")
     masks.add_argument(
@@ -136,7 +151,11 @@ def add_inpaint_parser(commands: argparse._SubParsersAction) -> None:
         help="fill the holes of your own photos with a trained checkpoint",
         description=INPAINT_HELP,
     )
-    inpaint.add_argument("--ckpt", required=True, help="a checkpoint written by train.py")
+    inpaint.add_argument(
+        "--ckpt",
+        required=True,
+        help="a checkpoint written by train.py, or a release file (inpaintlab release)",
+    )
     inpaint.add_argument(
         "--image", required=True, help="a photo, or a folder of photos (paired with masks by name)"
     )
@@ -152,6 +171,15 @@ def add_inpaint_parser(commands: argparse._SubParsersAction) -> None:
         help="the result file (.png or .jpg), or a folder for <photo name>.png results",
     )
     inpaint.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    inpaint.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default="auto",
+        help="how a photo larger than the training size meets the model: crop (a window "
+        "around each group of holes), resize (the whole photo shrunk to the training size), "
+        "full (the whole photo at its resolution); auto: full up to 4x the training size, "
+        "else crop (default: %(default)s)",
+    )
     inpaint.add_argument(
         "--mask-hole",
         choices=("white", "black"),
@@ -204,6 +232,20 @@ def add_export_parser(commands: argparse._SubParsersAction) -> None:
     export.set_defaults(handler=run_export)
 
 
+def add_release_parser(commands: argparse._SubParsersAction) -> None:
+    release = commands.add_parser(
+        "release",
+        help="write a checkpoint's generator weights as a release file (.safetensors)",
+        description="Keep what inference needs: the generators' weights (their moving average "
+        "where the run kept one), the model's settings and the inpaintlab version.",
+    )
+    release.add_argument("--ckpt", required=True, help="a checkpoint written by train.py")
+    release.add_argument("--out", required=True, help="the file to write, e.g. model.safetensors")
+    release.add_argument("--dtype", choices=("fp32", "fp16"), default="fp32")
+    release.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    release.set_defaults(handler=run_release)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Argument parser with one sub-command per tool."""
     parser = argparse.ArgumentParser(prog="inpaintlab", description=__doc__)
@@ -211,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_masks_parser(commands)
     add_inpaint_parser(commands)
     add_export_parser(commands)
+    add_release_parser(commands)
     return parser
 
 

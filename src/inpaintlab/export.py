@@ -21,7 +21,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from inpaintlab.data.io import check_writable
+from inpaintlab.data.io import check_writable, written_in_one_go
 from inpaintlab.errors import InpaintlabError
 from inpaintlab.inference import Inpainter, InpaintingPipeline
 
@@ -33,8 +33,7 @@ SERIALIZER_LOGGER = "torch._export.serde.serialize"
 
 def default_size(inpainter: Inpainter) -> tuple[int, int]:
     """The size the model was trained at (from its run config), or its fixed size."""
-    config = inpainter.model.run_config or {}
-    size = config.get("data", {}).get("image_size") or inpainter.model.fixed_size
+    size = inpainter.recorded_side
     if size is None:
         raise InpaintlabError(
             f"{inpainter.name} records no training image size: pass --size HEIGHT WIDTH"
@@ -117,14 +116,8 @@ def export_checkpoint(
     height, width = size or default_size(inpainter)
     program = export_program(inpainter, height, width)
     out.parent.mkdir(parents=True, exist_ok=True)
-    # written beside the target and renamed, so a failed save leaves no half file at `out`
-    partial = out.with_name(f".{out.stem}.partial{SUFFIX}")
-    try:
-        with quiet_logger(SERIALIZER_LOGGER):
-            torch.export.save(program, partial)
-        partial.replace(out)
-    finally:
-        partial.unlink(missing_ok=True)
+    with written_in_one_go(out) as partial, quiet_logger(SERIALIZER_LOGGER):
+        torch.export.save(program, partial)
     return Exported(out, height, width, max_difference(program, inpainter, height, width))
 
 

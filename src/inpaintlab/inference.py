@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -18,10 +19,14 @@ from torch import Tensor, nn
 
 from inpaintlab.checkpoint import model_from_checkpoint, read_checkpoint
 from inpaintlab.compositing import composite, pad_to_multiple
+from inpaintlab.data.convert import PhotoLike, given_back, mask_batch, photo_batch
 from inpaintlab.data.edges import greyscale
 from inpaintlab.errors import ConfigError, DataError
 from inpaintlab.models.base import InpaintingModule
+from inpaintlab.models.release import REGISTRY, load_any
+from inpaintlab.strategies import chosen_strategy, filled_by
 
+DEFAULT_SIDE = 256  # the working size of a model whose training size is not recorded
 FULL_MASK_MESSAGE = "the mask covers the whole image: the result is the model's guess alone"
 
 
@@ -129,28 +134,74 @@ class Inpainter:
         model = model_from_checkpoint(read_checkpoint(path))
         return cls(model, Path(path).name, device)
 
+    @classmethod
+    def from_pretrained(
+        cls,
+        source: str | Path,
+        device: str | torch.device = "auto",
+        registry: Path = REGISTRY,
+    ) -> Inpainter:
+        """A release file (`inpaintlab release`), a train.py checkpoint, or the name of a
+        registered model (downloaded once into the torch hub cache and checked); no code runs
+        while reading any of them."""
+        device = select_device(device)
+        model, name = load_any(source, registry)
+        return cls(model, name, device)
+
+    @property
+    def recorded_side(self) -> int | None:
+        """The image size the model was trained at (from its run config), or its fixed size;
+        None when neither is recorded."""
+        config = self.model.run_config or {}
+        return config.get("data", {}).get("image_size") or self.model.fixed_size
+
+    @property
+    def training_side(self) -> int:
+        """The size the strategies work at: `recorded_side`, else DEFAULT_SIDE."""
+        return self.recorded_side or DEFAULT_SIDE
+
     @property
     def channels(self) -> int:
         """Channels the model works in; other inputs are converted (see `__call__`)."""
         return self.model.image_channels
 
-    def __call__(self, image: Tensor, mask: Tensor) -> Tensor:
-        """Composite of `image` (B x C x H x W in [0, 1], any size) with the holes where
-        `mask` (B x 1 x H x W) is 1 filled; same shape, dtype and device as `image`.
+    def __call__(self, image: PhotoLike, mask: PhotoLike, strategy: str = "auto") -> Any:
+        """`image` with the holes where `mask` is 1 filled, in the type `image` came in.
 
-        A grey image given to an RGB model (or the reverse) is converted for the model and
-        its fill converted back; a mask without holes returns a copy of the image.
+        Tensors: `image` B x C x H x W in [0, 1] (any size), `mask` B x 1 x H x W; the result
+        has the image's shape, dtype and device. A PIL image comes back as a PIL image, an
+        array as an array of its shape and dtype, an image file's path as a PIL image (the
+        kinds each accepts: inpaintlab.data.convert). Known pixels are returned unchanged. A
+        grey image given to an RGB model (or the reverse) is converted for the model and its
+        fill converted back; a mask without holes returns a copy of the image. `strategy`
+        says how a photo larger than the training size meets the model (auto, crop, resize
+        or full; inpaintlab.strategies).
         """
+        if isinstance(image, Tensor):
+            if not isinstance(mask, Tensor):
+                holes = mask_batch(mask, *image.shape[-2:]) > 0.5
+                mask = holes.float().expand(image.shape[0], -1, -1, -1)
+            return self._inpaint_batch(image, mask, strategy)
+        batch, held = photo_batch(image)
+        holes = mask_batch(mask, *batch.shape[-2:]) > 0.5
+        return given_back(self._inpaint_batch(batch, holes.float(), strategy), image, held, holes)
+
+    def _inpaint_batch(self, image: Tensor, mask: Tensor, strategy: str) -> Tensor:
         check_inputs(image, mask)
+        side = self.training_side
+        strategy = chosen_strategy(
+            strategy, *image.shape[-2:], side, centre_only=self.model.fillable_box is not None
+        )
         holes = mask.bool()
         if not holes.any():
             return image.clone()
         if holes.flatten(1).all(1).any():
-            warnings.warn(FULL_MASK_MESSAGE, FullMaskWarning, stacklevel=2)
+            warnings.warn(FULL_MASK_MESSAGE, FullMaskWarning, stacklevel=3)
         self._check_fillable(holes)
         with torch.inference_mode():
             model_input = convert_channels(image.to(self.device, torch.float32), self.channels)
-            filled = self.pipeline(model_input, holes.to(self.device, torch.float32))
+            model_mask = holes.to(self.device, torch.float32)
+            filled = filled_by(strategy, self.pipeline, model_input, model_mask, side)
         # outside inference mode, so that callers get an ordinary tensor
         filled = convert_channels(filled, image.shape[1]).to(image.device, image.dtype)
         return composite(filled, image, holes)

@@ -10,12 +10,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 import torchvision
-from PIL import Image, ImageOps
 from rich.console import Console
 from rich.progress import track
 from torch import Tensor
 
-from inpaintlab.data.io import check_writable, load_image, save_image
+from inpaintlab.data.convert import mask_file_holes, read_alpha, read_photo
+from inpaintlab.data.io import check_writable, save_image
 from inpaintlab.errors import DataError, InpaintlabError
 from inpaintlab.inference import FULL_MASK_MESSAGE, FullMaskWarning, Inpainter, binary_mask
 
@@ -143,54 +143,11 @@ def refuse_to_overwrite(jobs: list[Job]) -> None:
         )
 
 
-def read_photo(path: Path) -> Tensor:
-    """A photo as a 1 x C x H x W float tensor in [0, 1]: C = 1 if it has no colour."""
-    rgb = load_image(path, channels=3)
-    colourless = torch.equal(rgb[0], rgb[1]) and torch.equal(rgb[1], rgb[2])
-    image = rgb[:1] if colourless else rgb
-    return image.unsqueeze(0).float() / 255
-
-
-def read_alpha(path: Path) -> Tensor:
-    """A photo's alpha channel as a 1 x 1 x H x W map in [0, 1] (0 = transparent), upright."""
-    try:
-        with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image)
-            if "A" not in image.getbands() and "transparency" not in image.info:
-                raise DataError(f"{path} has no alpha channel: pass a mask file with --mask")
-            alpha = image.convert("RGBA").getchannel("A")
-    except OSError as error:
-        raise DataError(f"cannot read the alpha channel of {path} ({error})") from error
-    return torchvision.transforms.functional.pil_to_tensor(alpha).unsqueeze(0).float() / 255
-
-
 def hole_map(job: Job, mask_hole: str) -> Tensor:
     """How much each pixel is a hole, 1 x 1 x H x W in [0, 1], from the mask file or alpha."""
     if job.mask is None:
         return 1 - read_alpha(job.image)
     return mask_file_holes(job.mask, mask_hole)
-
-
-def mask_file_holes(path: Path, mask_hole: str) -> Tensor:
-    """A mask file's holes, 1 x 1 x H x W in [0, 1]. The rule: a mask with transparent pixels
-    marks its holes by opacity (what a paint tool's layer holds: painted = hole), whatever
-    their colour; any other mask by its brightest channel, so that a red or green stroke
-    counts like a white one (`mask_hole` black: the darkest pixels are the holes)."""
-    if has_transparency(path):
-        return read_alpha(path)
-    brightest = load_image(path, channels=3).amax(0, keepdim=True).unsqueeze(0).float() / 255
-    return brightest if mask_hole == "white" else 1 - brightest
-
-
-def has_transparency(path: Path) -> bool:
-    """Whether an image file has an alpha channel with at least one pixel not fully opaque."""
-    try:
-        with Image.open(path) as image:
-            if "A" not in image.getbands() and "transparency" not in image.info:
-                return False
-            return image.convert("RGBA").getchannel("A").getextrema()[0] < 255
-    except OSError as error:
-        raise DataError(f"cannot decode {path} ({error}): pass a mask image") from error
 
 
 def read_mask(job: Job, size: tuple[int, int], args: argparse.Namespace) -> Tensor:
@@ -224,7 +181,7 @@ def inpaint_job(job: Job, inpainter: Inpainter, args: argparse.Namespace, consol
     image, mask = read_pair(job, args)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FullMaskWarning)  # reported below, once it worked
-        result = inpainter(image, mask)
+        result = inpainter(image, mask, args.strategy)
     if not mask.any():
         console.print(f"note: {job.image}: the mask has no holes; the photo is written unchanged")
     elif mask.all():
@@ -243,7 +200,7 @@ def inpaint_photos(jobs: list[Job], args: argparse.Namespace) -> int:
     if len(jobs) > 1:
         for job in jobs:
             read_pair(job, args)
-    inpainter = Inpainter.from_checkpoint(args.ckpt, args.device)
+    inpainter = Inpainter.from_pretrained(args.ckpt, args.device)
     console = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
     for job in track(jobs, description="inpainting", console=console, disable=len(jobs) == 1):
         inpaint_job(job, inpainter, args, console)

@@ -70,13 +70,13 @@ def run_case(case: dict) -> dict:
         start = time.perf_counter()
         inpainter(image, mask, case["strategy"])
         best = min(best, time.perf_counter() - start)
-    windows = hole_windows(mask[0, 0].bool(), case["side"])
+    _, windows = hole_windows(mask[0, 0].bool(), case["side"])
     return {
         "seconds": best,
         "peak_mib": peak_memory_mib(case["device"]),
         "hole_megapixels": float(mask.sum()) / 1e6,
         "windows": len(windows),
-        "window_megapixels": sum((w.bottom - w.top) * (w.right - w.left) for w in windows) / 1e6,
+        "window_megapixels": sum((w.bottom - w.top) * (w.right - w.left) for _, w in windows) / 1e6,
     }
 
 

@@ -35,7 +35,7 @@ import hydra
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from bench_train import StepTimer, set_threads
+from bench_train import QUIET_TRAINER, StepTimer, set_threads
 from common import compose_train, describe_machine, peak_memory_mib
 from torch.profiler import ProfilerActivity, profile, record_function
 from torch.utils.data import DataLoader, Dataset
@@ -164,13 +164,8 @@ def trainer_for(cfg, device: str, callbacks: list[pl.Callback]) -> pl.Trainer:
         accelerator="gpu" if device.startswith("cuda") else "cpu",
         devices=1,
         precision=cfg.trainer.precision,
-        max_epochs=-1,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         callbacks=callbacks,
+        **QUIET_TRAINER,
     )
 
 

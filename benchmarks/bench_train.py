@@ -42,6 +42,17 @@ BASE_OVERRIDES = {
 }
 
 
+# training until a callback stops it, with nothing written and no validation
+QUIET_TRAINER = {
+    "max_epochs": -1,
+    "limit_val_batches": 0,
+    "logger": False,
+    "enable_checkpointing": False,
+    "enable_progress_bar": False,
+    "enable_model_summary": False,
+}
+
+
 def compile_events() -> int:
     """How many compilation stages torch.compile has timed in this process so far (tracing,
     forward and backward graphs): it grows only while something compiles."""
@@ -130,13 +141,8 @@ def measure(overrides: list[str], args: argparse.Namespace, tmp: Path) -> dict[s
         strategy=cfg.trainer.strategy,
         sync_batchnorm=cfg.trainer.get("sync_batchnorm", False),
         precision=cfg.trainer.precision,
-        max_epochs=-1,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         callbacks=[timer],
+        **QUIET_TRAINER,
     )
     trainer.fit(model, datamodule=datamodule)
     return timer.result if trainer.is_global_zero else None

@@ -14,9 +14,10 @@ from inpaintlab.errors import ConfigError
 from inpaintlab.strategies import (
     MAX_WINDOW_FACTOR,
     Window,
+    boxes_of,
     chosen_strategy,
-    component_boxes,
     cropped_fill,
+    group_labels,
     hole_windows,
     resized_fill,
 )
@@ -53,11 +54,11 @@ def flood_fill_boxes(grid: torch.Tensor) -> set[Window]:
 def test_hole_groups_match_a_flood_fill(seed):
     generator = torch.Generator().manual_seed(seed)
     grid = torch.rand(17, 23, generator=generator) < 0.25
-    assert set(component_boxes(grid)) == flood_fill_boxes(grid)
+    assert {box for _, box in boxes_of(group_labels(grid))} == flood_fill_boxes(grid)
 
 
 def test_a_map_without_holes_has_no_window():
-    assert hole_windows(torch.zeros(100, 80, dtype=torch.bool), SIDE) == []
+    assert hole_windows(torch.zeros(100, 80, dtype=torch.bool), SIDE)[1] == []
 
 
 def scratches(height: int, width: int, rows: list[int]) -> torch.Tensor:
@@ -69,19 +70,23 @@ def scratches(height: int, width: int, rows: list[int]) -> torch.Tensor:
     return holes
 
 
-def test_windows_hold_every_hole_with_context_and_never_overlap():
+def test_each_hole_belongs_to_one_window_that_holds_it_with_context():
     holes = scratches(600, 300, [40, 300, 320, 560])
-    windows = hole_windows(holes, SIDE)
+    groups, windows = hole_windows(holes, SIDE)
+    owners = torch.zeros(holes.shape, dtype=torch.long)
     covered = torch.zeros_like(holes)
-    for i, window in enumerate(windows):
+    for group, window in windows:
         assert 0 <= window.top < window.bottom <= 600 and 0 <= window.left < window.right <= 300
         assert window.bottom - window.top >= SIDE and window.right - window.left >= SIDE
-        covered[window.top : window.bottom, window.left : window.right] = True
-        assert not any(window.overlaps(other) for other in windows[i + 1 :])
-    assert covered[holes].all()
-    assert len(windows) == 3  # the scratches at rows 300 and 320 share one window
-    # the windows cover little of the photo: the cost follows the holes
-    assert covered.float().mean() < 0.3
+        inside = torch.zeros_like(holes)
+        inside[window.top : window.bottom, window.left : window.right] = True
+        own = holes & (groups == group)
+        assert inside[own].all()  # the window holds its group's holes
+        owners += own.long()
+        covered |= inside
+    assert torch.equal(owners, holes.long())  # every hole has exactly one window
+    assert len(windows) == 4
+    assert covered.float().mean() < 0.3  # the cost follows the holes, not the photo
 
 
 def recording_fill(calls: list[tuple[int, int]]):
@@ -103,6 +108,17 @@ def test_a_cropped_fill_fills_every_hole_and_keeps_the_rest_bit_for_bit():
     assert (out[mask.expand_as(out)] == 0.5).all()
     assert len(calls) == 3
     assert all(max(size) <= MAX_WINDOW_FACTOR * SIDE for size in calls)
+
+
+def test_many_overlapping_windows_stay_small_and_fill_every_hole():
+    image = torch.rand(1, 3, 200, 200)
+    mask = torch.zeros(1, 1, 200, 200)
+    mask[..., 20:180:12, 10:100] = 1  # 14 thin lines whose windows all overlap
+    calls: list[tuple[int, int]] = []
+    out = cropped_fill(recording_fill(calls), image, mask, SIDE)
+    assert (out[mask.expand_as(out) == 1] == 0.5).all()
+    assert torch.equal(out[mask.expand_as(out) == 0], image[mask.expand_as(image) == 0])
+    assert len(calls) > 5 and all(height <= 2 * SIDE for height, _ in calls)
 
 
 def test_a_resized_fill_runs_at_the_training_size_and_pastes_into_the_holes():

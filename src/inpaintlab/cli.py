@@ -82,13 +82,19 @@ def run_inpaint(args: argparse.Namespace) -> int:
     return inpaint_photos(jobs, args)
 
 
+def new_output(args: argparse.Namespace) -> Path:
+    """`--out`, refused when it exists and `--overwrite` was not given."""
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise InpaintlabError(f"{out} already exists: pass --overwrite or choose another --out")
+    return out
+
+
 def run_export(args: argparse.Namespace) -> int:
     """Export a checkpoint with torch.export."""
     from inpaintlab.export import export_checkpoint
 
-    out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise InpaintlabError(f"{out} already exists: pass --overwrite or choose another --out")
+    out = new_output(args)
     done = export_checkpoint(args.ckpt, out, tuple(args.size) if args.size else None)
     print(
         f"wrote {done.path}: images of {done.height}x{done.width} (height x width), any batch "
@@ -101,9 +107,7 @@ def run_release(args: argparse.Namespace) -> int:
     """Write a checkpoint's release file."""
     from inpaintlab.models.release import write_release
 
-    out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise InpaintlabError(f"{out} already exists: pass --overwrite or choose another --out")
+    out = new_output(args)
     written = write_release(args.ckpt, out, args.dtype)
     size = written.stat().st_size / 2**20
     print(f"wrote {written} ({size:.1f} MiB, {args.dtype}): load it with Inpainter.from_pretrained")
@@ -212,15 +216,26 @@ def add_inpaint_parser(commands: argparse._SubParsersAction) -> None:
     inpaint.set_defaults(handler=run_inpaint)
 
 
+def add_checkpoint_command(
+    commands: argparse._SubParsersAction, name: str, help: str, description: str, out: str
+) -> argparse.ArgumentParser:
+    """A sub-command that turns a checkpoint into a file: --ckpt, --out, --overwrite."""
+    command = commands.add_parser(name, help=help, description=description)
+    command.add_argument("--ckpt", required=True, help="a checkpoint written by train.py")
+    command.add_argument("--out", required=True, help=f"the file to write, e.g. {out}")
+    command.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    return command
+
+
 def add_export_parser(commands: argparse._SubParsersAction) -> None:
-    export = commands.add_parser(
+    export = add_checkpoint_command(
+        commands,
         "export",
         help="export a checkpoint with torch.export (.pt2) for deployment",
         description="Save a program mapping (image, mask 1 = hole) at one size, any batch, to "
         "the composite, as `inpaint` computes it; load it with torch.export.load(path).module().",
+        out="model.pt2",
     )
-    export.add_argument("--ckpt", required=True, help="a checkpoint written by train.py")
-    export.add_argument("--out", required=True, help="the program file to write, e.g. model.pt2")
     export.add_argument(
         "--size",
         type=positive_int,
@@ -228,21 +243,19 @@ def add_export_parser(commands: argparse._SubParsersAction) -> None:
         metavar=("HEIGHT", "WIDTH"),
         help="input size of the program (default: the training image size)",
     )
-    export.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     export.set_defaults(handler=run_export)
 
 
 def add_release_parser(commands: argparse._SubParsersAction) -> None:
-    release = commands.add_parser(
+    release = add_checkpoint_command(
+        commands,
         "release",
         help="write a checkpoint's generator weights as a release file (.safetensors)",
         description="Keep what inference needs: the generators' weights (their moving average "
         "where the run kept one), the model's settings and the inpaintlab version.",
+        out="model.safetensors",
     )
-    release.add_argument("--ckpt", required=True, help="a checkpoint written by train.py")
-    release.add_argument("--out", required=True, help="the file to write, e.g. model.safetensors")
     release.add_argument("--dtype", choices=("fp32", "fp16"), default="fp32")
-    release.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     release.set_defaults(handler=run_release)
 
 

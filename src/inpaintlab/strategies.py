@@ -7,7 +7,8 @@
 - "crop": each group of nearby holes gets a window of the photo around it, at least the
   training size and with half of it as context on every side; the window is filled at the
   photo's resolution (shrunk to `MAX_WINDOW_FACTOR` times the training size when the group is
-  larger) and only its holes are pasted back. Time and memory then grow with the area of the
+  larger) and only its group's holes are pasted back (windows may overlap; each hole is
+  pasted once). Time and memory then grow with the area of the
   holes, not of the photo: a 4000 x 3000 scan with a few scratches costs a few windows.
 - "auto": "full" when the photo's longer side is at most `MAX_WINDOW_FACTOR` times the
   training size, else "crop" (a Context Encoder trained in the centre setting fills its
@@ -39,22 +40,6 @@ class Window(NamedTuple):
     left: int
     bottom: int
     right: int
-
-    def overlaps(self, other: Window) -> bool:
-        return (
-            self.top < other.bottom
-            and other.top < self.bottom
-            and self.left < other.right
-            and other.left < self.right
-        )
-
-    def union(self, other: Window) -> Window:
-        return Window(
-            min(self.top, other.top),
-            min(self.left, other.left),
-            max(self.bottom, other.bottom),
-            max(self.right, other.right),
-        )
 
 
 def chosen_strategy(strategy: str, height: int, width: int, side: int, centre_only: bool) -> str:
@@ -97,47 +82,56 @@ def resized_fill(fill: Fill, image: Tensor, mask: Tensor, side: int) -> Tensor:
 
 
 def cropped_fill(fill: Fill, image: Tensor, mask: Tensor, side: int) -> Tensor:
-    """Fill each window around a group of holes (see the module docstring), image by image."""
+    """Fill each window around a group of holes (see the module docstring), image by image;
+    a window pastes back its own group's holes only, so overlapping windows never fill one
+    pixel twice."""
     result = image.clone()
     for index in range(image.shape[0]):
-        for window in hole_windows(mask[index, 0].bool(), side):
+        holes = mask[index, 0].bool()
+        groups, windows = hole_windows(holes, side)
+        for group, window in windows:
             rows, cols = slice(window.top, window.bottom), slice(window.left, window.right)
             part = image[index : index + 1, :, rows, cols]
-            holes = mask[index : index + 1, :, rows, cols]
-            filled = resized_fill(fill, part, holes, MAX_WINDOW_FACTOR * side)
-            result[index : index + 1, :, rows, cols] = torch.where(holes.bool(), filled, part)
+            filled = resized_fill(
+                fill, part, mask[index : index + 1, :, rows, cols], side * MAX_WINDOW_FACTOR
+            )
+            own = holes[rows, cols] & (groups[rows, cols] == group)
+            target = result[index, :, rows, cols]
+            result[index, :, rows, cols] = torch.where(own, filled[0], target)
     return result
 
 
-def hole_windows(holes: Tensor, side: int) -> list[Window]:
-    """Windows (no two overlapping) that hold every hole of an H x W map with context."""
+def hole_windows(holes: Tensor, side: int) -> tuple[Tensor, list[tuple[int, Window]]]:
+    """The group of each pixel (an H x W map of labels, 0 outside the groups' cells) and a
+    window, with context, around each group of holes of an H x W map."""
     height, width = holes.shape
     cell = max(1, side // CELLS_PER_SIDE)
     grid = F.max_pool2d(holes[None, None].float(), cell, ceil_mode=True)[0, 0].bool()
-    windows = [grown(box, side, cell, height, width) for box in component_boxes(grid)]
-    return merged(windows)
+    labels = group_labels(grid)
+    windows = [(label, grown(box, side, cell, height, width)) for label, box in boxes_of(labels)]
+    pixels = labels.repeat_interleave(cell, 0).repeat_interleave(cell, 1)[:height, :width]
+    return pixels, windows
 
 
-def component_boxes(grid: Tensor) -> list[Window]:
-    """The bounding boxes (in grid cells) of the 8-connected groups of True cells."""
-    if not grid.any():
-        return []
-    count = grid.numel()
-    numbers = torch.arange(1, count + 1, device=grid.device).view(grid.shape)
-    labels = torch.where(grid, numbers, 0)
-    labels = labels.float()[None, None]
+def group_labels(grid: Tensor) -> Tensor:
+    """A label for each 8-connected group of True cells (0 elsewhere), the same in a group."""
+    numbers = torch.arange(1, grid.numel() + 1, device=grid.device).view(grid.shape)
+    labels = torch.where(grid, numbers, 0).float()[None, None]
     inside = grid[None, None]
     while True:  # every cell takes the largest label of its group, one neighbour per pass
         spread = torch.where(inside, F.max_pool2d(labels, 3, stride=1, padding=1), 0.0)
         if torch.equal(spread, labels):
-            break
+            return labels[0, 0].long()
         labels = spread
-    labels = labels[0, 0].long()
+
+
+def boxes_of(labels: Tensor) -> list[tuple[int, Window]]:
+    """Each label and the bounding box (in cells) of its cells."""
     boxes = []
-    for label in labels[grid].unique().tolist():
+    for label in labels[labels > 0].unique().tolist():
         rows, cols = (labels == label).nonzero(as_tuple=True)
         top, left, bottom, right = rows.min(), cols.min(), rows.max() + 1, cols.max() + 1
-        boxes.append(Window(int(top), int(left), int(bottom), int(right)))
+        boxes.append((label, Window(int(top), int(left), int(bottom), int(right))))
     return boxes
 
 
@@ -159,20 +153,3 @@ def _grown_span(start: int, stop: int, least: int, limit: int) -> tuple[int, int
     if stop > limit:
         start, stop = start - (stop - limit), limit
     return max(0, start), min(limit, stop)
-
-
-def merged(windows: list[Window]) -> list[Window]:
-    """Overlapping windows joined until none overlap (each hole then has one window)."""
-    windows = list(windows)
-    joined = True
-    while joined:
-        joined = False
-        for i in range(len(windows)):
-            for j in range(i + 1, len(windows)):
-                if windows[i].overlaps(windows[j]):
-                    windows[i] = windows[i].union(windows.pop(j))
-                    joined = True
-                    break
-            if joined:
-                break
-    return windows

@@ -1,5 +1,6 @@
 """How predictions meet images: the one compositing rule (predicted pixels inside the holes,
-known pixels everywhere else) and padding to the side multiple a network needs."""
+known pixels everywhere else), padding to the side multiple a network needs, and resizing an
+image and its mask to the size a model works at."""
 
 import torch
 import torch.nn.functional as F
@@ -23,3 +24,18 @@ def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
         x = F.pad(x, (0, step_w, 0, step_h), mode="reflect")
         pad_h, pad_w = pad_h - step_h, pad_w - step_w
     return x
+
+
+def resize_image(image: Tensor, size: int | tuple[int, int]) -> Tensor:
+    """Bilinear (antialiased when shrinking) resize to `size` (a side, or height and width);
+    a no-op at that size."""
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    if tuple(image.shape[-2:]) == size:
+        return image
+    return F.interpolate(image, size=size, mode="bilinear", antialias=True)
+
+
+def resize_mask(mask: Tensor, size: int | tuple[int, int]) -> Tensor:
+    """The mask at `size`: a pixel is a hole if any full-size pixel under it is one."""
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    return F.adaptive_max_pool2d(mask, size)

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from inpaintlab.checkpoint import model_from_checkpoint, read_checkpoint
-from inpaintlab.compositing import composite, pad_to_multiple
+from inpaintlab.compositing import composite, pad_to_multiple, resize_image, resize_mask
 from inpaintlab.data.convert import PhotoLike, given_back, mask_batch, photo_batch
 from inpaintlab.data.edges import greyscale
 from inpaintlab.errors import ConfigError, DataError
@@ -71,18 +71,6 @@ class InpaintingPipeline(nn.Module):
             small = self.model.inpaint(resize_image(image, size), resize_mask(mask, size))
             fill = F.interpolate(small, size=(height, width), mode="bilinear")
         return composite(fill, image, mask)
-
-
-def resize_image(image: Tensor, size: int) -> Tensor:
-    """Bilinear (antialiased when shrinking) resize to size x size; a no-op at that size."""
-    if image.shape[-2:] == (size, size):
-        return image
-    return F.interpolate(image, size=(size, size), mode="bilinear", antialias=True)
-
-
-def resize_mask(mask: Tensor, size: int) -> Tensor:
-    """The mask at size x size: a pixel is a hole if any full-size pixel under it is one."""
-    return F.adaptive_max_pool2d(mask, (size, size))
 
 
 def convert_channels(image: Tensor, channels: int) -> Tensor:
@@ -182,9 +170,9 @@ class Inpainter:
                 holes = mask_batch(mask, *image.shape[-2:]) > 0.5
                 mask = holes.float().expand(image.shape[0], -1, -1, -1)
             return self._inpaint_batch(image, mask, strategy)
-        batch, held = photo_batch(image)
+        batch = photo_batch(image)
         holes = mask_batch(mask, *batch.shape[-2:]) > 0.5
-        return given_back(self._inpaint_batch(batch, holes.float(), strategy), image, held, holes)
+        return given_back(self._inpaint_batch(batch, holes.float(), strategy), image, holes)
 
     def _inpaint_batch(self, image: Tensor, mask: Tensor, strategy: str) -> Tensor:
         check_inputs(image, mask)

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from inpaintlab.compositing import composite, resize_image, resize_mask
 from inpaintlab.errors import ConfigError
 
 STRATEGIES = ("auto", "crop", "resize", "full")
@@ -75,10 +76,9 @@ def resized_fill(fill: Fill, image: Tensor, mask: Tensor, side: int) -> Tensor:
     if scale >= 1:
         return fill(image, mask)
     size = (max(1, round(height * scale)), max(1, round(width * scale)))
-    small_image = F.interpolate(image, size=size, mode="bilinear", antialias=True)
-    small_mask = F.adaptive_max_pool2d(mask, size)  # a coarse pixel with any hole is a hole
-    filled = F.interpolate(fill(small_image, small_mask), size=(height, width), mode="bilinear")
-    return torch.where(mask.bool(), filled, image)
+    small = fill(resize_image(image, size), resize_mask(mask, size))
+    filled = F.interpolate(small, size=(height, width), mode="bilinear")
+    return composite(filled, image, mask)
 
 
 def cropped_fill(fill: Fill, image: Tensor, mask: Tensor, side: int) -> Tensor:

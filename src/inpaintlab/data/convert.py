@@ -13,9 +13,7 @@ above half their range, floats above 0.5), or an H x W, 1 x H x W or 1 x 1 x H x
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -30,21 +28,11 @@ PhotoLike = Tensor | np.ndarray | Image.Image | str | os.PathLike
 _GREY_MODES = frozenset({"L", "I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
 
 
-@dataclass(frozen=True)
-class Held:
-    """How the caller held a photo: "array" (with its dtype and shape) or "pil"."""
-
-    kind: str
-    dtype: Any = None
-    shape: tuple[int, ...] = ()
-
-
 def read_photo(path: Path) -> Tensor:
     """A photo file as a 1 x C x H x W float tensor in [0, 1]: C = 1 if it has no colour."""
     rgb = load_image(path, channels=3)
     colourless = torch.equal(rgb[0], rgb[1]) and torch.equal(rgb[1], rgb[2])
-    image = rgb[:1] if colourless else rgb
-    return image.unsqueeze(0).float() / 255
+    return _unit_batch(rgb[:1] if colourless else rgb)
 
 
 def read_alpha(path: Path) -> Tensor:
@@ -54,10 +42,9 @@ def read_alpha(path: Path) -> Tensor:
             image = ImageOps.exif_transpose(image)
             if not _has_alpha(image):
                 raise DataError(f"{path} has no alpha channel: pass a mask file with --mask")
-            alpha = image.convert("RGBA").getchannel("A")
+            return _alpha_map(image)
     except OSError as error:
         raise DataError(f"cannot read the alpha channel of {path} ({error})") from error
-    return TF.pil_to_tensor(alpha).unsqueeze(0).float() / 255
 
 
 def has_transparency(path: Path) -> bool:
@@ -76,8 +63,23 @@ def mask_file_holes(path: Path, mask_hole: str = "white") -> Tensor:
     counts like a white one (`mask_hole` black: the darkest pixels are the holes)."""
     if has_transparency(path):
         return read_alpha(path)
-    brightest = load_image(path, channels=3).amax(0, keepdim=True).unsqueeze(0).float() / 255
+    brightest = _brightest_map(load_image(path, channels=3))
     return brightest if mask_hole == "white" else 1 - brightest
+
+
+def _unit_batch(pixels: Tensor) -> Tensor:
+    """A uint8 C x H x W image as a 1 x C x H x W float batch in [0, 1]."""
+    return pixels.unsqueeze(0).float() / 255
+
+
+def _alpha_map(image: Image.Image) -> Tensor:
+    """An image's opacity as a 1 x 1 x H x W map in [0, 1] (0 = transparent)."""
+    return _unit_batch(TF.pil_to_tensor(image.convert("RGBA").getchannel("A")))
+
+
+def _brightest_map(rgb: Tensor) -> Tensor:
+    """The brightest channel of a uint8 3 x H x W image as a 1 x 1 x H x W map in [0, 1]."""
+    return _unit_batch(rgb.amax(0, keepdim=True))
 
 
 def _has_alpha(image: Image.Image) -> bool:
@@ -90,16 +92,14 @@ def _is_partly_transparent(image: Image.Image) -> bool:
     return image.convert("RGBA").getchannel("A").getextrema()[0] < 255
 
 
-def photo_batch(photo: PhotoLike) -> tuple[Tensor, Held]:
-    """A photo that is not a tensor as a 1 x C x H x W float batch in [0, 1], and how the
-    result goes back (a file comes back as a PIL image)."""
+def photo_batch(photo: PhotoLike) -> Tensor:
+    """A photo that is not a tensor as a 1 x C x H x W float batch in [0, 1]."""
     if isinstance(photo, (str, os.PathLike)):
-        return read_photo(Path(photo)), Held("pil")
+        return read_photo(Path(photo))
     if isinstance(photo, Image.Image):
-        channels = 1 if photo.mode in _GREY_MODES else 3
-        return pil_to_tensor(photo, channels).unsqueeze(0).float() / 255, Held("pil")
+        return _unit_batch(pil_to_tensor(photo, 1 if photo.mode in _GREY_MODES else 3))
     if isinstance(photo, np.ndarray):
-        return _array_batch(photo), Held("array", photo.dtype, photo.shape)
+        return _array_batch(photo)
     raise DataError(
         f"cannot inpaint a {type(photo).__name__}: pass a PIL image, a numpy array, an image "
         "file's path or a B x C x H x W tensor"
@@ -148,9 +148,8 @@ def _mask_map(mask: PhotoLike) -> Tensor:
         return mask_file_holes(Path(mask))
     if isinstance(mask, Image.Image):
         if _is_partly_transparent(mask):
-            alpha = mask.convert("RGBA").getchannel("A")
-            return TF.pil_to_tensor(alpha).unsqueeze(0).float() / 255
-        return pil_to_tensor(mask, 3).amax(0, keepdim=True).unsqueeze(0).float() / 255
+            return _alpha_map(mask)
+        return _brightest_map(pil_to_tensor(mask, 3))
     if isinstance(mask, np.ndarray):
         array = mask[..., 0] if mask.ndim == 3 and mask.shape[-1] == 1 else mask
         if array.ndim != 2:
@@ -165,18 +164,18 @@ def _mask_map(mask: PhotoLike) -> Tensor:
     )
 
 
-def given_back(result: Tensor, photo: PhotoLike, held: Held, holes: Tensor):
-    """A 1 x C x H x W result in the type the photo came in (a PIL image or an array); an
-    array's known pixels (`holes` 0) are the array's own values, bit for bit."""
+def given_back(result: Tensor, photo: PhotoLike, holes: Tensor) -> np.ndarray | Image.Image:
+    """A 1 x C x H x W result in the type the photo came in: an array of its shape and dtype
+    (known pixels, `holes` 0, the array's own values bit for bit), else a PIL image."""
     pixels = result[0].permute(1, 2, 0).numpy()
-    if held.kind == "pil":
+    if not isinstance(photo, np.ndarray):
         quantised = (pixels * 255).round().clip(0, 255).astype(np.uint8)
         return Image.fromarray(quantised[..., 0] if quantised.shape[-1] == 1 else quantised)
-    if np.issubdtype(held.dtype, np.integer):
-        top = np.iinfo(held.dtype).max
-        out = (pixels * top).round().clip(0, top).astype(held.dtype)
+    if np.issubdtype(photo.dtype, np.integer):
+        top = np.iinfo(photo.dtype).max
+        out = (pixels * top).round().clip(0, top).astype(photo.dtype)
     else:
-        out = pixels.astype(held.dtype)
+        out = pixels.astype(photo.dtype)
     hole = holes[0, 0].bool().numpy()
     hole = hole if photo.ndim == 2 else hole[..., None]
-    return np.where(hole, out.reshape(held.shape), photo)
+    return np.where(hole, out.reshape(photo.shape), photo)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import safe_open, save_file
 
 from inpaintlab import __version__
 from inpaintlab.checkpoint import (
@@ -84,7 +84,8 @@ def read_release(path: Path) -> InpaintingModule:
     try:
         with safe_open(path, "pt") as handle:
             metadata = handle.metadata() or {}
-        tensors = load_file(path)
+            names = handle.keys()  # the handle itself is not iterable
+            tensors = {name: handle.get_tensor(name) for name in names}
     except (SafetensorError, OSError) as error:
         raise CheckpointError(f"cannot read release file {path} ({error})") from error
     if metadata.get("format") != FORMAT:

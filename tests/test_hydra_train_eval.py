@@ -319,6 +319,16 @@ def test_bad_values_are_one_line_errors_and_write_no_checkpoint(tmp_path, overri
     assert not list(run_dir.rglob("*.ckpt"))
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal is for machines without a GPU")
+def test_gpu_trainer_without_a_gpu_is_a_one_line_error(tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_script(
+        "train.py", "trainer=gpu", "+trainer.max_steps=1", f"hydra.run.dir={run_dir}", cwd=tmp_path
+    )
+    assert_one_line_error(result, "trainer=cpu", "trainer=default")
+    assert not list(run_dir.rglob("*.ckpt"))
+
+
 def test_missing_checkpoint_is_reported(tmp_path):
     result = run_script("eval.py", f"ckpt_path={tmp_path / 'nope.ckpt'}", cwd=tmp_path)
     assert_one_line_error(result, "nope.ckpt", "does not exist")

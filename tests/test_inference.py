@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 
 import pytest
 import torch
@@ -120,6 +121,14 @@ def test_centre_context_encoder_refuses_holes_outside_its_centre(inpainters):
         inpainters["ce_center"](image, mask)
     assert "\n" not in str(err.value)
     assert inpainters["ce_random_region"](image, mask).shape == image.shape
+
+
+def test_centre_context_encoder_refuses_a_full_mask_without_warning_first(inpainters):
+    image = photo(64, 64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FullMaskWarning)
+        with pytest.raises(DataError, match="fills only the centre"):
+            inpainters["ce_center"](image, torch.ones(1, 1, 64, 64))
 
 
 def test_an_empty_mask_returns_the_image_without_running_the_model(inpainters, monkeypatch):

@@ -183,9 +183,9 @@ class Inpainter:
         holes = mask.bool()
         if not holes.any():
             return image.clone()
+        self._check_fillable(holes)
         if holes.flatten(1).all(1).any():
             warnings.warn(FULL_MASK_MESSAGE, FullMaskWarning, stacklevel=3)
-        self._check_fillable(holes)
         with torch.inference_mode():
             model_input = convert_channels(image.to(self.device, torch.float32), self.channels)
             model_mask = holes.to(self.device, torch.float32)

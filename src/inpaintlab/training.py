@@ -9,6 +9,7 @@ from typing import Any
 
 import hydra
 import pytorch_lightning as pl
+import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.console import Console
 
@@ -75,6 +76,16 @@ def check_image_size(model: InpaintingModule, image_size: int) -> None:
         )
 
 
+def check_accelerator(trainer_settings: DictConfig) -> None:
+    """Refuse a GPU trainer on a machine without a visible CUDA GPU, before anything is built."""
+    accelerator = str(trainer_settings.get("accelerator", "auto"))
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"trainer.accelerator={accelerator} needs a CUDA GPU and this machine shows none: "
+            "use trainer=cpu, or trainer=default to take a GPU when there is one"
+        )
+
+
 def checkpoint_dir(cfg: DictConfig) -> Path | None:
     """Where ModelCheckpoint writes, if it is configured."""
     checkpointing = (cfg.get("callbacks") or {}).get("model_checkpoint")
@@ -85,6 +96,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit the configured model; optionally test the best checkpoint. Returns final metrics."""
     seed_everything(cfg.seed)
     resolve_auto_setting(cfg)
+    check_accelerator(cfg.trainer)
     output_dir = Path(cfg.paths.output_dir)
     ckpt_dir = checkpoint_dir(cfg)
     ckpt_path = resolve_ckpt_path(cfg.ckpt_path, ckpt_dir)

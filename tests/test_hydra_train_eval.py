@@ -211,17 +211,19 @@ def finished_run(run_dir: Path, script: str) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize(
-    ("script", "overrides", "says"),
+    ("script", "earlier", "overrides", "says"),
     [
-        ("train.py", ["debug=limit"], "already holds a run's checkpoints"),
+        ("train.py", "train.py", ["debug=limit"], "already holds a run's checkpoints"),
         # without checkpointing of its own, a debug run still keeps off a finished run
-        ("train.py", ["debug=fdr"], "already holds a run's checkpoints"),
-        ("eval.py", ["methods=[telea]"], "already holds evaluation results"),
+        ("train.py", "train.py", ["debug=fdr"], "already holds a run's checkpoints"),
+        ("eval.py", "eval.py", ["methods=[telea]"], "already holds evaluation results"),
+        # an evaluation would replace the training run's .hydra/ records and config tree
+        ("eval.py", "train.py", ["methods=[telea]"], "holds a training run"),
     ],
 )
-def test_a_new_run_never_touches_a_finished_runs_folder(tmp_path, script, overrides, says):
+def test_a_new_run_never_touches_a_finished_runs_folder(tmp_path, script, earlier, overrides, says):
     run_dir = tmp_path / "run"
-    before = finished_run(run_dir, script)
+    before = finished_run(run_dir, earlier)
     result = run_script(script, *overrides, f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert_one_line_error(result, str(run_dir), says)
     assert result.returncode == 2

@@ -219,8 +219,8 @@ def count_the_finished_batch(checkpoint: dict[str, Any]) -> None:
 class KeepFinishedRuns(Callback):
     """Refuse a single run whose folder (hydra.run.dir) holds an earlier run's results before
     Hydra writes anything there (.hydra/, the log): checkpoints for train.py unless it resumes
-    with ckpt_path, evaluation results for eval.py. The tasks refuse the same cases again
-    when they are called as functions."""
+    with ckpt_path; evaluation results or a training run's checkpoints for eval.py. The tasks
+    refuse earlier checkpoints and results again when they are called as functions."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         folder = Path(config.hydra.run.dir)
@@ -228,11 +228,21 @@ class KeepFinishedRuns(Callback):
         try:
             if task == "eval":
                 refuse_existing_results(folder)
+                refuse_training_run(folder)
             elif task == "train":
                 refuse_to_overwrite(folder / "checkpoints", resuming=bool(config.get("ckpt_path")))
         except ConfigError as error:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(2)
+
+
+def refuse_training_run(folder: Path) -> None:
+    """An evaluation never writes into a training run's folder (its .hydra/ records)."""
+    if any((folder / "checkpoints").glob("*.ckpt")):
+        raise ConfigError(
+            f"{folder} holds a training run: evaluate into a new folder (hydra.run.dir=...) "
+            "so that the run's records stay as they are"
+        )
 
 
 def refuse_to_overwrite(folder: Path | None, resuming: bool) -> None:

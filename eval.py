@@ -1,21 +1,13 @@
-"""Evaluate checkpoints and classical baselines on the same images and masks:
+"""Evaluate checkpoints and classical baselines on the same images and masks (the same as
+`inpaintlab eval ...`):
 
 python eval.py ckpt_path=<run folder>/checkpoints/best.ckpt
 python eval.py methods='[ckpt:<run>/checkpoints/best.ckpt,telea,navier_stokes,biharmonic]'
 """
 
-import hydra
-from omegaconf import DictConfig
+import sys
 
-from inpaintlab.evaluation.evaluate import evaluate
-from inpaintlab.runtime import run_task
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="eval")
-def main(cfg: DictConfig) -> None:
-    """Evaluate; print the tables and write metrics, samples and plots in the run folder."""
-    run_task(evaluate, cfg)
-
+from inpaintlab.apps.tasks import run_eval
 
 if __name__ == "__main__":
-    main()
+    run_eval(sys.argv)

@@ -19,7 +19,7 @@ import hydra
 import torch
 from common import compose_train, describe_machine, peak_memory_mib
 
-from inpaintlab.training import build_model, resolve_auto_setting
+from inpaintlab.training.task import build_model, resolve_auto_setting
 
 
 def latency_ms(model, image, mask, device: str, precision: str, repeats: int) -> float:

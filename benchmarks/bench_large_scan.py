@@ -24,9 +24,9 @@ from pathlib import Path
 import torch
 from common import compose_train, describe_machine, peak_memory_mib
 
-from inpaintlab.inference import Inpainter
-from inpaintlab.strategies import hole_windows
-from inpaintlab.training import build_model, resolve_auto_setting
+from inpaintlab.inference.inpainter import Inpainter
+from inpaintlab.inference.strategies import hole_windows
+from inpaintlab.training.task import build_model, resolve_auto_setting
 
 PRESET = ["model=pconv", "model.generator.base_channels=32", "model.generator.max_channels=256"]
 SCRATCH_LENGTH, SCRATCH_WIDTH = 400, 3

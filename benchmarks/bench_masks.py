@@ -13,9 +13,10 @@ from pathlib import Path
 
 import hydra
 import torch
-from common import ROOT, compose_train, describe_machine
+from common import compose_train, describe_machine
 from PIL import Image
 
+from inpaintlab.conf import CONFIG_DIR
 from inpaintlab.data.masks import IrregularMask, MaskGenerator, hole_ratio
 
 
@@ -30,7 +31,7 @@ def write_synthetic_masks(folder: Path, count: int = 64, size: int = 512) -> Pat
 def mask_generators(folder: Path, output_dir: Path) -> dict[str, MaskGenerator]:
     """Every mask config of conf/mask/, instantiated as train.py would."""
     generators = {}
-    for path in sorted((ROOT / "conf" / "mask").glob("*.yaml")):
+    for path in sorted((CONFIG_DIR / "mask").glob("*.yaml")):
         extra = [f"mask.root={folder}"] if path.stem == "folder" else []
         cfg = compose_train([f"mask={path.stem}", *extra], output_dir)
         generators[path.stem] = hydra.utils.instantiate(cfg.mask)

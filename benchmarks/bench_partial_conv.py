@@ -2,8 +2,7 @@
 
 Usage: python benchmarks/bench_partial_conv.py [--device cpu] [--repeats 10]
 Each row: median ms per forward+backward over --repeats timed iterations after two warm-ups,
-random irregular masks. "miss" alternates two mask tensors (every call recomputes the mask
-terms, as in training with a new mask per batch); "hit" passes the same mask every call.
+random irregular masks, two mask tensors taking turns (as in training, a new mask per batch).
 """
 
 from __future__ import annotations
@@ -81,11 +80,7 @@ def layers(shape: tuple, device: str) -> dict[str, nn.Module]:
     torch.manual_seed(0)
     plain = nn.Conv2d(c_in, c_out, k, s, p).to(device)
     result = {"nn.Conv2d": plain}
-    for name, cls in [
-        ("naive two-conv", NaivePartialConv2d),
-        ("PartialConv2d miss", PartialConv2d),
-        ("PartialConv2d hit", PartialConv2d),
-    ]:
+    for name, cls in [("naive two-conv", NaivePartialConv2d), ("PartialConv2d", PartialConv2d)]:
         result[name] = cls(c_in, c_out, k, s, p).to(device)
         result[name].load_state_dict(plain.state_dict())
     return result
@@ -98,9 +93,8 @@ def bench_shape(shape: tuple, device: str, repeats: int, autocast: bool) -> dict
     holes = IrregularMask("medium")(2 * batch, size, size, generator=rng, device=device)
     masks = list((1 - holes).split(batch))
     x = torch.randn(batch, c_in, size, size, device=device, requires_grad=True)
-    used = {"nn.Conv2d": None, "PartialConv2d hit": masks[:1]}
     steps = {
-        name: train_step(layer, x, used.get(name, masks), autocast)
+        name: train_step(layer, x, None if name == "nn.Conv2d" else masks, autocast)
         for name, layer in layers(shape, device).items()
     }
     return median_ms(steps, device, repeats)

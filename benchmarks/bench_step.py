@@ -41,10 +41,11 @@ from torch.profiler import ProfilerActivity, profile, record_function
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 
+from inpaintlab.data.datamodule import build_datamodule
 from inpaintlab.data.edges import EdgeDetector
 from inpaintlab.models import manual_gan
 from inpaintlab.networks.vgg import VGGFeatures
-from inpaintlab.training import build_datamodule, build_model, resolve_auto_setting
+from inpaintlab.training.task import build_model, resolve_auto_setting
 
 # name: (overrides, batch, size); the shapes the reference implementations were timed at
 CASES: dict[str, tuple[list[str], int, int]] = {

@@ -30,7 +30,8 @@ from common import compose_train, describe_machine, peak_memory_mib
 from hydra.core.hydra_config import HydraConfig
 from torch._dynamo.utils import compilation_time_metrics
 
-from inpaintlab.training import build_datamodule, build_model, resolve_auto_setting
+from inpaintlab.data.datamodule import build_datamodule
+from inpaintlab.training.task import build_model, resolve_auto_setting
 
 MODELS = ("context_encoder", "pconv", "edgeconnect")
 PRECISIONS = ("32-true", "bf16-mixed")

@@ -11,7 +11,8 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from inpaintlab.runtime import compose_outside_hydra
+from inpaintlab.conf import CONFIG_DIR
+from inpaintlab.runs.config import compose_outside_hydra
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,7 +32,7 @@ def describe_machine(device: str = "cpu") -> str:
 
 def compose_train(overrides: list[str], output_dir: Path) -> DictConfig:
     """conf/train.yaml with `overrides`, writing under `output_dir`, as train.py would see it."""
-    return compose_outside_hydra(ROOT / "conf", "train", overrides, output_dir)
+    return compose_outside_hydra(CONFIG_DIR, "train", overrides, output_dir)
 
 
 def peak_memory_mib(device: str = "cpu") -> float:

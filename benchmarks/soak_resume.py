@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from common import ROOT, describe_machine
 
-from inpaintlab.checkpoint import read_checkpoint
+from inpaintlab.models.checkpoint import read_checkpoint
 
 COMPARED = ("state_dict", "optimizer_states", "lr_schedulers", "global_step")
 

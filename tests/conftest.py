@@ -11,10 +11,11 @@ import pytest
 from omegaconf import DictConfig, open_dict
 from wandb_records import offline_wandb  # noqa: F401 (a fixture, shared with every module)
 
-from inpaintlab.runtime import compose_outside_hydra
+from inpaintlab.conf import CONFIG_DIR
+from inpaintlab.runs.config import compose_outside_hydra
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
+CONF = CONFIG_DIR
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 
@@ -27,10 +28,13 @@ def compose_config(name: str, overrides: list[str], output_dir: Path) -> DictCon
     return cfg
 
 
-def run_script(script: str, *args: str, cwd: Path, timeout: int = 600):
+def run_script(
+    script: str, *args: str, cwd: Path, timeout: int = 600, env: dict[str, str] | None = None
+):
     """Run train.py / eval.py from `cwd` as a user would (outputs land there; the sample
-    images are shared with the in-process tests); return the CompletedProcess."""
-    env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONWARNINGS": "ignore"}
+    images are shared with the in-process tests), with `env` added to the environment;
+    return the CompletedProcess."""
+    env = {**os.environ, **(env or {}), "WANDB_MODE": "disabled", "PYTHONWARNINGS": "ignore"}
     shared_cache = f"paths.cache_dir={ROOT / '.cache'}"
     return subprocess.run(
         [sys.executable, str(ROOT / script), *args, shared_cache],

@@ -14,7 +14,7 @@ from torchmetrics.functional.image.lpips import _NoTrainLpips
 from inpaintlab.data.datamodule import InpaintingDataModule
 from inpaintlab.data.datasets import FolderSource
 from inpaintlab.data.masks import FolderMask
-from inpaintlab.evaluation.perceptual import LPIPSScore
+from inpaintlab.metrics.perceptual import LPIPSScore
 
 # hole ratios of the mask files: bins 0-10, 20-30 and 60+
 MASK_RATIOS = (0.0625, 0.25, 0.75)

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from inpaintlab.cli import build_parser, main
-from inpaintlab.masks_preview import GAP, STRIP
+from inpaintlab.apps.cli import build_parser, main
+from inpaintlab.apps.masks_preview import GAP, STRIP
 
 SMALL = ("--size", "40", "--rows", "2", "--cols", "3")
 
@@ -129,7 +129,7 @@ def test_sizes_must_be_positive(tmp_path, capsys, option):
 
 def test_help_mentions_every_sub_command(capsys):
     (commands,) = (a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    assert set(commands.choices) == {"masks", "inpaint", "export", "release"}
+    assert set(commands.choices) == {"train", "eval", "masks", "inpaint", "export", "release"}
     with pytest.raises(SystemExit) as exited:
         main(["--help"])
     assert exited.value.code == 0

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from tiny_checkpoints import KINDS, save_tiny_checkpoints
 
-from inpaintlab.cli import build_parser, main
+from inpaintlab.apps.cli import build_parser, main
 from inpaintlab.data.io import load_image
 
 

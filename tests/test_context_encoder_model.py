@@ -4,10 +4,10 @@ import pytest
 import torch
 from helpers import SIZE, fit, smooth_images
 
-from inpaintlab.compositing import composite
 from inpaintlab.errors import ConfigError
 from inpaintlab.losses.reconstruction import context_encoder_l2
 from inpaintlab.models.context_encoder import ContextEncoderModule
+from inpaintlab.ops.compositing import composite
 
 
 def make_module(setting="center", adversarial_weight=0.001, lr=2e-4) -> ContextEncoderModule:

@@ -10,7 +10,7 @@ import torch
 from helpers import smooth_images
 from torchvision.utils import save_image
 
-from inpaintlab.training import resolve_auto_setting, train
+from inpaintlab.training.task import resolve_auto_setting, train
 
 MODELS = ("context_encoder", "pconv", "edgeconnect")
 

@@ -14,13 +14,14 @@ from hydra.utils import instantiate
 from PIL import Image
 from torch import nn
 
+from inpaintlab.conf import CONFIG_DIR
 from inpaintlab.data.augment import Augmentation
 from inpaintlab.data.datamodule import InpaintingDataModule
 from inpaintlab.data.datasets import FolderSource
 from inpaintlab.data.sample import SampleSource
 from inpaintlab.errors import ConfigError
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = CONFIG_DIR
 SIZE = 32
 
 

@@ -41,8 +41,10 @@ def test_list_images_recurses_filters_and_sorts(tmp_path):
         _write(tmp_path / "a" / "x.Jpg"),
         _write(tmp_path / "z.webp"),
         _write(tmp_path / "y.bmp"),
+        _write(tmp_path / "scan.TIF"),
     ]
     (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "._b.PNG").write_bytes(b"\x00\x05\x16\x07")  # macOS metadata beside b.PNG
     (tmp_path / "folder.png").mkdir()  # a directory with an image-like name is skipped
     assert list_images(tmp_path) == sorted(wanted)
 

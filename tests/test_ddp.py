@@ -19,10 +19,11 @@ from helpers import TINY_OVERRIDES
 from omegaconf import OmegaConf
 from PIL import Image
 
-from inpaintlab.checkpoint import model_from_checkpoint, read_checkpoint
-from inpaintlab.data.datamodule import ShardSampler
+from inpaintlab.data.datamodule import ShardSampler, build_datamodule
 from inpaintlab.errors import ConfigError
-from inpaintlab.training import build_datamodule, train
+from inpaintlab.models.checkpoint import read_checkpoint
+from inpaintlab.models.loading import model_from_checkpoint
+from inpaintlab.training.task import train
 
 VAL_IMAGES = 3  # odd: a padding sampler would score one image twice with 2 processes
 

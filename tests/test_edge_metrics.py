@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from inpaintlab.evaluation.edge_metrics import EdgeAccuracy, edge_precision_recall
+from inpaintlab.metrics.edges import EdgeAccuracy, edge_precision_recall
 
 # 1 x 1 x 2 x 4 maps: predictions are soft, truth is binary
 PRED = torch.tensor([[[[0.9, 0.6, 0.5, 0.1], [0.7, 0.2, 0.51, 0.0]]]])

@@ -16,12 +16,12 @@ from eval_helpers import (
 from PIL import Image
 
 from inpaintlab.errors import ConfigError
-from inpaintlab.evaluation.bins import BIN_NAMES, bin_index
 from inpaintlab.evaluation.compare import compare_methods
 from inpaintlab.evaluation.figures import HEADER, PAD, PLOT_DPI, PLOT_SIZE, tile_scale
 from inpaintlab.evaluation.methods import check_specs, method_labels
-from inpaintlab.evaluation.perceptual import FIDFeatures
-from inpaintlab.evaluation.report import RESULT_FILES
+from inpaintlab.metrics.bins import BIN_NAMES, bin_index
+from inpaintlab.metrics.perceptual import FIDFeatures
+from inpaintlab.runs.folders import RESULT_FILES
 
 SIZE = 32
 TEST_IMAGES = 10

@@ -11,8 +11,8 @@ from PIL import Image
 from inpaintlab.errors import ConfigError
 from inpaintlab.evaluation.evaluate import evaluate
 from inpaintlab.evaluation.figures import HEADER, PAD, PLOT_DPI, PLOT_SIZE, tile_scale
-from inpaintlab.evaluation.report import RESULT_FILES
-from inpaintlab.training import train
+from inpaintlab.runs.folders import RESULT_FILES
+from inpaintlab.training.task import train
 
 SIZE = 32
 BASELINES = ["telea", "navier_stokes", "biharmonic"]

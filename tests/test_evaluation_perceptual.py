@@ -7,7 +7,7 @@ from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
 from inpaintlab.errors import ConfigError
-from inpaintlab.evaluation.perceptual import (
+from inpaintlab.metrics.perceptual import (
     FIDFeatures,
     frechet_distance,
     load_fid,

@@ -6,9 +6,9 @@ import pytest
 import torch
 from tiny_checkpoints import KINDS, save_checkpoint, tiny_model
 
-from inpaintlab.cli import main
-from inpaintlab.export import export_checkpoint
-from inpaintlab.inference import Inpainter
+from inpaintlab.apps.cli import main
+from inpaintlab.apps.export import export_checkpoint
+from inpaintlab.inference.inpainter import Inpainter
 
 
 def batch(channels: int, height: int, width: int, n: int = 3):

@@ -18,7 +18,7 @@ from test_ddp import run_overrides, write_image_folder
 
 from inpaintlab.data.datamodule import InpaintingDataModule
 from inpaintlab.models.manual_gan import ManualGANModule
-from inpaintlab.training import train
+from inpaintlab.training.task import train
 
 READS = ("item", "tolist", "numpy", "cpu", "__bool__", "__int__", "__float__", "__index__")
 LOG_EVERY = 3

@@ -15,7 +15,7 @@ from helpers import TINY_NETWORKS
 from omegaconf import OmegaConf, open_dict
 from PIL import Image
 
-from inpaintlab.training import train
+from inpaintlab.training.task import train
 
 REQUIRED_KEYS = {
     ("data", "folder"): ("data.root",),
@@ -369,7 +369,8 @@ def test_predict_returns_composites_that_keep_known_pixels(compose_train):
     import pytorch_lightning as pl
     import torch
 
-    from inpaintlab.training import build_datamodule, build_model, resolve_auto_setting
+    from inpaintlab.data.datamodule import build_datamodule
+    from inpaintlab.training.task import build_model, resolve_auto_setting
 
     cfg = compose_train("mask=freeform", "data.num_workers=0", "data.batch_size=4")
     resolve_auto_setting(cfg)

@@ -13,7 +13,7 @@ from helpers import fit, smooth_images
 from tiny_checkpoints import CE_SIZE, KINDS, save_checkpoint, save_tiny_checkpoints, tiny_model
 
 from inpaintlab.errors import CheckpointError, ConfigError, DataError
-from inpaintlab.inference import (
+from inpaintlab.inference.inpainter import (
     FullMaskWarning,
     Inpainter,
     binary_mask,

@@ -11,7 +11,7 @@ import pytest
 from conftest import compose_config, run_script
 from omegaconf import OmegaConf
 
-from inpaintlab.sweeps import DDP_JOB_ENV, ddp_process_argv
+from inpaintlab.training.sweeps import DDP_JOB_ENV, ddp_process_argv
 
 # a run of seconds: tiny networks, two training batches, one validation batch
 TINY_RUN = (

@@ -8,7 +8,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 
-from inpaintlab.callbacks import LastCheckpoint
+from inpaintlab.training.callbacks import LastCheckpoint
 
 
 def test_the_fit_loop_saves_the_logged_step_under_its_private_name():

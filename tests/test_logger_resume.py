@@ -20,13 +20,13 @@ from wandb_records import (
     wandb_records,
 )
 
-from inpaintlab.loggers import (
+from inpaintlab.training.loggers import (
     RUN_ID_FILE,
     ResumableCSVLogger,
     ResumableWandbLogger,
     read_run_id,
 )
-from inpaintlab.training import train
+from inpaintlab.training.task import train
 
 BATCHES = 2  # training batches per epoch: steps 0-1 in epoch 0, steps 2-3 in epoch 1
 KILLED = "-1.0"  # the values of rows a killed run logged after its last checkpoint

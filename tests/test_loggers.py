@@ -22,7 +22,7 @@ from wandb_records import (
 )
 
 from inpaintlab.models.context_encoder import ContextEncoderModule
-from inpaintlab.training import train
+from inpaintlab.training.task import train
 
 SHORT_RUN = (
     "debug=limit",

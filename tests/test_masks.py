@@ -13,13 +13,14 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from PIL import Image
 
+from inpaintlab.conf import CONFIG_DIR
 from inpaintlab.data import masks as M
 from inpaintlab.data.masks import folder as folder_module
 from inpaintlab.data.masks.base import area_boxes
 from inpaintlab.data.masks.raster import draw_segments
 from inpaintlab.errors import ConfigError, DataError
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+CONF_DIR = CONFIG_DIR
 H, W = 40, 48  # non-square on purpose
 
 # Each factory takes the synthetic mask folder and ratio-bound keywords.

@@ -1,4 +1,4 @@
-"""Tests for inpaintlab.masks_preview.render_mask_preview."""
+"""Tests for inpaintlab.apps.masks_preview.render_mask_preview."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from inpaintlab.apps.masks_preview import BAR, BAR_COLOUR, GAP, STRIP, render_mask_preview
 from inpaintlab.data.masks import FreeFormMask, hole_ratio
-from inpaintlab.masks_preview import BAR, BAR_COLOUR, GAP, STRIP, render_mask_preview
 
 ROWS, COLS, SIZE = 2, 3, 32
 

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from skimage.metrics import structural_similarity
 
-from inpaintlab.evaluation.bins import BIN_EDGES, BIN_NAMES, bin_index
-from inpaintlab.evaluation.metrics import (
+from inpaintlab.metrics.bins import BIN_EDGES, BIN_NAMES, bin_index
+from inpaintlab.metrics.image import (
     BinnedMetrics,
     hole_l1_per_image,
     psnr_per_image,

@@ -9,16 +9,16 @@ from skimage import data as skimage_data
 from tiny_checkpoints import save_checkpoint, tiny_model
 from torch.utils.data import DataLoader
 
-from inpaintlab.compositing import composite
 from inpaintlab.data.augment import Augmentation
 from inpaintlab.data.edges import EdgeDetector
 from inpaintlab.data.masks import FreeFormMask, IrregularMask
-from inpaintlab.evaluation.edge_metrics import edge_precision_recall
 from inpaintlab.evaluation.methods import build_methods
-from inpaintlab.evaluation.metrics import BinnedMetrics, image_scores, ssim_per_image
 from inpaintlab.losses.perceptual import gram_matrix
 from inpaintlab.losses.total_variation import total_variation
+from inpaintlab.metrics.edges import edge_precision_recall
+from inpaintlab.metrics.image import BinnedMetrics, image_scores, ssim_per_image
 from inpaintlab.models.ema import WeightAverage
+from inpaintlab.ops.compositing import composite
 
 BF16 = {"device_type": "cpu", "dtype": torch.bfloat16}
 

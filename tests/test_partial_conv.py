@@ -1,4 +1,4 @@
-"""PartialConv2d against a slow per-window reference, its gradients, mask cache and precision."""
+"""PartialConv2d against a slow per-window reference, its gradients and precision."""
 
 import copy
 import doctest
@@ -179,87 +179,6 @@ def test_gradients_match_the_reference(kernel, stride, padding, dilation, multi_
         grads.append(torch.autograd.grad((out * weights).sum(), (x, layer.weight, layer.bias)))
     for ours, ref in zip(*grads, strict=True):
         torch.testing.assert_close(ours, ref, atol=1e-10, rtol=1e-8)
-
-
-@pytest.fixture
-def sum_calls(monkeypatch):
-    """A list that gets one entry per window-sum computation."""
-    calls = []
-    original = partial_conv.window_sums
-
-    def counted(*args, **kwargs):
-        calls.append(1)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(partial_conv, "window_sums", counted)
-    return calls
-
-
-def test_cache_reuses_the_terms_of_an_unchanged_mask(sum_calls):
-    layer = make_layer(3, padding=1)
-    mask = mask_patterns(1)
-    x = torch.randn(B, C_IN, H, W, dtype=torch.float64)
-    out1, new1 = layer(x, mask)
-    out2, new2 = layer(x, mask)
-    assert len(sum_calls) == 1 and new2 is new1 and torch.equal(out1, out2)
-    layer(x, mask.clone())
-    assert len(sum_calls) == 2
-
-
-def test_cache_sees_in_place_changes_of_the_mask(sum_calls):
-    layer = make_layer(3, padding=1)
-    mask = mask_patterns(1)
-    x = torch.randn(B, C_IN, H, W, dtype=torch.float64)
-    layer(x, mask)
-    mask[:, :, :3, :3] = 0
-    out, new_mask = layer(x, mask)
-    assert len(sum_calls) == 2
-    ref_out, ref_mask = reference(layer, x, mask)
-    torch.testing.assert_close(out, ref_out)
-    torch.testing.assert_close(new_mask, ref_mask)
-    mask[:, :, 3:, 3:].zero_()  # through a view: shares the version counter
-    layer(x, mask)
-    assert len(sum_calls) == 3
-
-
-def test_cache_sees_in_place_changes_of_the_returned_mask(sum_calls):
-    layer = make_layer(3, padding=1)
-    mask = mask_patterns(1)
-    x = torch.randn(B, C_IN, H, W, dtype=torch.float64)
-    _, new1 = layer(x, mask)
-    expected = new1.clone()
-    new1.zero_()
-    _, new2 = layer(x, mask)
-    assert len(sum_calls) == 2 and torch.equal(new2, expected)
-
-
-def test_cache_is_keyed_on_precision_and_dropped_on_cast(sum_calls):
-    layer = make_layer(3, padding=1).float()
-    mask = mask_patterns(1).float()
-    x = torch.randn(B, C_IN, H, W)
-    layer(x, mask)
-    layer(x, mask)
-    assert len(sum_calls) == 1
-    layer.float()
-    layer(x, mask)
-    assert len(sum_calls) == 2
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        layer(x, mask)  # another eps
-    assert len(sum_calls) == 3
-
-
-def test_no_cache_in_inference_mode_and_training_works_afterwards(sum_calls):
-    layer = make_layer(3, padding=1)
-    mask = mask_patterns(1)
-    x = torch.randn(B, C_IN, H, W, dtype=torch.float64)
-    with torch.inference_mode():
-        layer(x, mask)
-        layer(x, mask)
-    assert len(sum_calls) == 2
-    for _ in range(2):  # the second step uses the cached terms
-        layer.zero_grad()
-        layer(x, mask)[0].sum().backward()
-    assert len(sum_calls) == 3 and layer.weight.grad.abs().sum() > 0
 
 
 def test_pickle_and_deepcopy_after_a_forward():

@@ -154,7 +154,8 @@ def test_evaluation_needs_no_vgg_weights(tmp_path):
     trainer = fit(make_module(), {"image": smooth_images(2), "mask": block_masks(2)}, steps=1)
     path = tmp_path / "trained.ckpt"
     trainer.save_checkpoint(path)
-    from inpaintlab.checkpoint import model_from_checkpoint, read_checkpoint
+    from inpaintlab.models.checkpoint import read_checkpoint
+    from inpaintlab.models.loading import model_from_checkpoint
 
     checkpoint = read_checkpoint(path)
     checkpoint["hyper_parameters"]["loss"]["vgg_weights"] = str(tmp_path / "missing.pth")

@@ -9,13 +9,13 @@ import torch.nn.functional as F
 from helpers import fit, smooth_images
 from tiny_checkpoints import CE_SIZE, tiny_model
 
-from inpaintlab.compositing import composite
 from inpaintlab.data.masks import FreeFormMask
 from inpaintlab.errors import ConfigError
 from inpaintlab.evaluation.baselines import ClassicalInpainter
-from inpaintlab.evaluation.metrics import psnr_per_image
+from inpaintlab.metrics.image import psnr_per_image
 from inpaintlab.networks import prefill
 from inpaintlab.networks.prefill import Prefill, equation_fill, mean_fill
+from inpaintlab.ops.compositing import composite
 
 EQUATIONS = ("harmonic", "biharmonic")
 KINDS = ("mean", *EQUATIONS)

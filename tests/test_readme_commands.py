@@ -12,7 +12,7 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from inpaintlab.runtime import compose_outside_hydra
+from inpaintlab.runs.config import compose_outside_hydra
 
 SCRIPT = re.compile(r"python (train|eval)\.py")
 # a shell prompt, an environment assignment or a launcher before `python`
@@ -24,6 +24,8 @@ PLACEHOLDER = re.compile(r"<[^>]+>")  # <run>: what the reader fills in
 def readme_lines() -> list[str]:
     """README lines with backslash continuations joined, plus inline code spans on their own."""
     joined = re.sub(r"\\\n\s*", " ", (ROOT / "README.md").read_text())
+    # the installed command takes the same overrides as the checkout's scripts
+    joined = re.sub(r"\binpaintlab (train|eval)\b", r"python \1.py", joined)
     spans = re.findall(r"`([^`\n]*python (?:train|eval)\.py[^`\n]*)`", joined)
     return [*joined.splitlines(), *spans]
 

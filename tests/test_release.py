@@ -15,7 +15,7 @@ from safetensors import safe_open
 from tiny_checkpoints import save_checkpoint, tiny_model
 
 from inpaintlab import Inpainter, __version__
-from inpaintlab.cli import main
+from inpaintlab.apps.cli import main
 from inpaintlab.errors import CheckpointError
 from inpaintlab.models.release import write_release
 

@@ -17,10 +17,10 @@ from conftest import ROOT, compose_config, run_script
 from omegaconf import OmegaConf
 from test_ddp import one_thread, run_overrides, write_image_folder  # noqa: F401 (a fixture)
 
-from inpaintlab.checkpoint import read_checkpoint
 from inpaintlab.errors import ConfigError
-from inpaintlab.resume import AtomicCheckpointIO, resolve_ckpt_path
-from inpaintlab.training import train
+from inpaintlab.models.checkpoint import read_checkpoint
+from inpaintlab.training.resume import AtomicCheckpointIO, resolve_ckpt_path
+from inpaintlab.training.task import train
 
 BATCHES = 2  # training batches per epoch
 # EdgeConnect draws a Canny sigma per image (sigma 0) from the module's own generator
@@ -323,7 +323,7 @@ def test_atomic_writes_leave_the_old_checkpoint_when_saving_fails(tmp_path):
 
 KEEP_SAVING = """
 import sys, torch
-from inpaintlab.resume import AtomicCheckpointIO
+from inpaintlab.training.resume import AtomicCheckpointIO
 io, step = AtomicCheckpointIO(), 0
 while True:
     weights = torch.full((4_000_000,), float(step))

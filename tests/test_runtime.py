@@ -2,7 +2,7 @@
 
 from omegaconf import OmegaConf
 
-from inpaintlab.runtime import instantiate_list
+from inpaintlab.runs.config import instantiate_list
 
 
 def test_instantiate_list_skips_null_and_plain_entries():

@@ -11,7 +11,7 @@ from tiny_checkpoints import tiny_model
 
 from inpaintlab import Inpainter
 from inpaintlab.errors import ConfigError
-from inpaintlab.strategies import (
+from inpaintlab.inference.strategies import (
     MAX_WINDOW_FACTOR,
     Window,
     boxes_of,

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from test_launchers import TINY_RUN, job_folders
 from wandb_records import of_type, offline_run, wandb_records
 
-from inpaintlab.sweeps import sweep_objective
+from inpaintlab.training.sweeps import sweep_objective
 
 SEARCHED = {"model.optimizer.lr", "loss.adversarial.kind"}
 

@@ -17,12 +17,12 @@ from test_ddp import run_overrides, write_image_folder
 from tiny_checkpoints import ADAM, save_checkpoint, tiny_model
 from torch import nn
 
-from inpaintlab.checkpoint import read_checkpoint
 from inpaintlab.errors import ConfigError, TrainingError
-from inpaintlab.inference import Inpainter
+from inpaintlab.inference.inpainter import Inpainter
+from inpaintlab.models.checkpoint import read_checkpoint
 from inpaintlab.models.ema import WeightAverage
 from inpaintlab.models.switches import TrainingSwitches
-from inpaintlab.training import train
+from inpaintlab.training.task import train
 
 KINDS = ("ce_center", "pconv", "edgeconnect")
 SGD = {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 1.0}

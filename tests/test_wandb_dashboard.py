@@ -14,8 +14,8 @@ from wandb_records import (
     wandb_records,
 )
 
-from inpaintlab.evaluation.bins import BIN_NAMES
-from inpaintlab.training import train
+from inpaintlab.metrics.bins import BIN_NAMES
+from inpaintlab.training.task import train
 
 # EdgeConnect's joint stage steps four optimisers: edge G and D, inpaint G and D
 EDGECONNECT_JOINT = ("model=edgeconnect", *TINY_OVERRIDES["edgeconnect"])

@@ -1,6 +1,6 @@
 """GAN image inpainting: Context Encoder, Partial Convolution and EdgeConnect on one pipeline.
 
-`from inpaintlab import Inpainter` gives the inference API (inpaintlab.inference); it is
+`from inpaintlab import Inpainter` gives the inference API (inpaintlab.inference.inpainter); it is
 imported on first use, so that `import inpaintlab` (and the command line's start) does not
 load Lightning.
 """
@@ -11,7 +11,7 @@ __all__ = ["Inpainter", "__version__"]
 
 def __getattr__(name: str):
     if name == "Inpainter":
-        from inpaintlab.inference import Inpainter
+        from inpaintlab.inference.inpainter import Inpainter
 
         return Inpainter
     raise AttributeError(f"module 'inpaintlab' has no attribute {name!r}")

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
+
+# what each optional install adds that the code imports (pyproject.toml's extras)
+EXTRAS = {
+    "eval": ("cv2", "matplotlib", "torch_fidelity"),
+    "wandb": ("wandb",),
+    "tensorboard": ("tensorboard",),
+    "cluster": ("submitit",),
+}
 
 
 class InpaintlabError(Exception):
@@ -19,6 +28,10 @@ class DataError(InpaintlabError):
 
 class CheckpointError(InpaintlabError):
     """A checkpoint is missing, unreadable or was not written by inpaintlab."""
+
+
+class MissingExtraError(InpaintlabError):
+    """An optional dependency that this task needs is not installed."""
 
 
 class TrainingError(InpaintlabError):
@@ -45,3 +58,14 @@ def require_numbers(kind: type, **values: Any) -> None:
         if isinstance(value, bool) or not isinstance(value, accepted):
             wanted = "a whole number" if kind is int else "a number"
             raise ConfigError(f"{key}={value!r} is not {wanted}: pass {wanted} for {key}")
+
+
+def require_extra(extra: str, needed_for: str) -> None:
+    """Stop with the pip command that adds the `extra` install when one of its modules is
+    missing (checked before the task starts, not when it first imports them)."""
+    missing = [name for name in EXTRAS[extra] if importlib.util.find_spec(name) is None]
+    if missing:
+        raise MissingExtraError(
+            f"{needed_for} needs {', '.join(missing)}, which the [{extra}] extra installs: "
+            f"pip install 'inpaintlab[{extra}]'"
+        )

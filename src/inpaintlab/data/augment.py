@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from kornia.color import hsv_to_rgb, rgb_to_grayscale, rgb_to_hsv
 from torch import Tensor, nn
 
-from inpaintlab.precision import full_precision
+from inpaintlab.ops.precision import full_precision
 
 
 def _uniform(low: float, high: float, size: int, like: Tensor) -> Tensor:

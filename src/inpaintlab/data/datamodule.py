@@ -7,14 +7,16 @@ import signal
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import hydra
 import pytorch_lightning as pl
 import torch
+from omegaconf import DictConfig
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from inpaintlab.data.datasets import DatasetSource, Split
 from inpaintlab.errors import ConfigError, require_numbers
-from inpaintlab.resume import gather_from_ranks, generator_state, rank_entry, restore_generator
+from inpaintlab.ops.ranks import gather_from_ranks, generator_state, rank_entry, restore_generator
 
 if TYPE_CHECKING:
     from inpaintlab.data.masks import MaskGenerator
@@ -291,3 +293,11 @@ class TrainingSampler(DistributedSampler):
             self._resume = None
         shard = list(super().__iter__())[start:]
         return iter([(index, crop_seeds[index]) for index in shard])
+
+
+def build_datamodule(cfg: DictConfig, data: DictConfig, mask: DictConfig, train: bool):
+    """The configured DataModule with its mask generator (and augmentation when training)."""
+    augment = hydra.utils.instantiate(cfg.augment) if train and cfg.get("augment") else None
+    return hydra.utils.instantiate(
+        data, mask_generator=hydra.utils.instantiate(mask), augment=augment
+    )

@@ -19,23 +19,18 @@ import torchvision
 import torchvision.transforms.v2.functional as TF
 from torch.utils.data import Dataset
 
-from inpaintlab.data.io import load_image, pil_to_tensor
+from inpaintlab.data.io import image_suffixes_text, is_image_file, load_image, pil_to_tensor
 from inpaintlab.errors import ConfigError, DataError
 
 Split = Literal["train", "val", "test"]
 SPLITS: tuple[Split, ...] = ("train", "val", "test")
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
 # the config key users set for a folder source; error messages name it
 ROOT_KEY = "data.root"
 
 
 def list_images(root: str | os.PathLike) -> list[Path]:
-    """All image files under `root`, recursively, sorted (extensions matched case-insensitively)."""
-    return sorted(
-        path
-        for path in Path(root).rglob("*")
-        if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
-    )
+    """All image files under `root`, recursively, sorted (suffixes matched case-insensitively)."""
+    return sorted(path for path in Path(root).rglob("*") if is_image_file(path))
 
 
 def resize_shorter_side(image: torch.Tensor, size: int) -> torch.Tensor:
@@ -298,7 +293,7 @@ def _check_split_folders(
     return {split: [str(name) for name in names] for split, names in folders.items()}
 
 
-_EXTENSIONS_TEXT = "expected " + "/".join(sorted(ext[1:] for ext in IMAGE_EXTENSIONS)) + " files"
+_EXTENSIONS_TEXT = f"expected {image_suffixes_text()} files"
 
 
 def split_by_fraction(

@@ -17,7 +17,7 @@ from kornia.filters import canny
 from torch import Tensor
 
 from inpaintlab.errors import ConfigError, DataError
-from inpaintlab.precision import full_precision
+from inpaintlab.ops.precision import full_precision
 
 RANDOM_SIGMAS = (1, 2, 3, 4)  # sigma 0 draws one of these per image, as EdgeConnect does
 TRUNCATE = 4.0  # Gaussian kernel radius in sigmas, skimage's default

@@ -14,11 +14,26 @@ from PIL import Image, ImageOps
 
 from inpaintlab.errors import DataError
 
+# the photo and mask files inpaintlab reads, by suffix (PIL decodes each of them)
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 # Pixel formats with more than 8 bits per sample, and the range each one is scaled from.
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I"})
 _UINT16_MAX = 65535.0
 # where a JPEG's compressed data ends early, libjpeg fills the missing blocks with this grey
 _JPEG_GREY_FILL = 128
+
+
+def is_image_file(path: Path) -> bool:
+    """An image file by its suffix (any case), unless hidden: ".name" files such as the "._name"
+    copies macOS leaves on shared drives are not images."""
+    return (
+        path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".") and path.is_file()
+    )
+
+
+def image_suffixes_text() -> str:
+    """The readable suffixes for an error message: "bmp/jpeg/jpg/png/tif/tiff/webp"."""
+    return "/".join(sorted(suffix[1:] for suffix in IMAGE_SUFFIXES))
 
 
 def load_image(
@@ -126,8 +141,10 @@ def save_image(image: torch.Tensor, path: str | os.PathLike) -> Path:
 @contextmanager
 def written_in_one_go(path: Path) -> Iterator[Path]:
     """A name beside `path` for the block to write to, renamed to `path` when the block ends
-    without an error and removed otherwise: no reader ever sees half a file at `path`."""
-    partial = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
+    without an error and removed otherwise: no reader ever sees half a file at `path`. The
+    name is hidden and keeps no suffix, so that a file left by a killed writer is never taken
+    for a result (a checkpoint, an image)."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
         yield partial
         os.replace(partial, path)

@@ -13,17 +13,17 @@ the result come from that rounded fill, the known pixels are the caller's floats
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import torch
 from skimage.restoration import inpaint_biharmonic
 from torch import Tensor
 
-from inpaintlab.compositing import composite
 from inpaintlab.errors import ConfigError
 from inpaintlab.networks.prefill import equation_fill
+from inpaintlab.ops.compositing import composite
 
-OPENCV_FLAGS = {"telea": cv2.INPAINT_TELEA, "navier_stokes": cv2.INPAINT_NS}
+# OpenCV comes with the [eval] extra; imported when a fill runs
+OPENCV_FLAGS = {"telea": "INPAINT_TELEA", "navier_stokes": "INPAINT_NS"}
 # baseline name -> equation of the project's own multigrid fill
 MULTIGRID_FILLS = {"harmonic": "harmonic", "biharmonic_multigrid": "biharmonic"}
 BASELINES = (*OPENCV_FLAGS, "biharmonic", *MULTIGRID_FILLS)
@@ -82,6 +82,9 @@ class ClassicalInpainter:
         eight_bit = np.ascontiguousarray((image * 255).round().clip(0, 255).astype(np.uint8))
         if eight_bit.shape[-1] == 1:
             eight_bit = eight_bit[..., 0]
+        import cv2
+
         hole_map = hole.astype(np.uint8) * 255
-        filled = cv2.inpaint(eight_bit, hole_map, self.radius, OPENCV_FLAGS[self.name])
+        flag = getattr(cv2, OPENCV_FLAGS[self.name])
+        filled = cv2.inpaint(eight_bit, hole_map, self.radius, flag)
         return (filled.reshape(image.shape) / 255.0).astype(np.float32)

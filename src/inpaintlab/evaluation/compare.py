@@ -28,11 +28,13 @@ from torch import Tensor
 
 from inpaintlab.data.datamodule import InpaintingDataModule
 from inpaintlab.errors import ConfigError
+from inpaintlab.evaluation.comparison import Comparison
 from inpaintlab.evaluation.methods import InpaintFn, build_methods
-from inpaintlab.evaluation.metrics import bin_groups, group_means, image_scores
-from inpaintlab.evaluation.perceptual import FIDFeatures, LPIPSScore, frechet_distance
-from inpaintlab.evaluation.report import refuse_existing_results, write_report
-from inpaintlab.inference import select_device
+from inpaintlab.evaluation.report import write_report
+from inpaintlab.inference.inpainter import select_device
+from inpaintlab.metrics.image import bin_groups, group_means, image_scores
+from inpaintlab.metrics.perceptual import FIDFeatures, LPIPSScore, frechet_distance
+from inpaintlab.runs.folders import refuse_existing_results
 
 SPLITS = ("val", "test")
 ALL_METRICS = ("psnr", "ssim", "hole_l1x100", "lpips", "fid")
@@ -59,45 +61,6 @@ class MethodRecord:
         """Mean wall time per image, leaving out the first batch when there are several."""
         start = 1 if len(self.seconds) > 1 else 0
         return 1000 * sum(self.seconds[start:]) / max(sum(self.images[start:]), 1)
-
-
-@dataclass
-class Comparison:
-    """Results of `compare_methods`.
-
-    `results[method][group]` maps "count" and each metric to its value, for the group "all"
-    and every hole-ratio bin holding images (FID only where it is defined). `samples` holds
-    the first images' columns as (title, N x C x H x W) pairs: masked input, each method,
-    original.
-    """
-
-    split: str
-    metrics: tuple[str, ...]
-    results: dict[str, dict[str, dict[str, float]]]
-    ms_per_image: dict[str, float]
-    samples: list[tuple[str, Tensor]]
-    info: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def groups(self) -> list[str]:
-        """ "all" and the bins that hold images, in bin order."""
-        return list(next(iter(self.results.values())))
-
-    def rows(self) -> list[dict[str, Any]]:
-        """One flat row per method and group: method, bin, count, metrics, ms_per_image."""
-        return [
-            {"method": method, "bin": group, **row, "ms_per_image": self.ms_per_image[method]}
-            for method, groups in self.results.items()
-            for group, row in groups.items()
-        ]
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain data for JSON: run info, then per method its timing and per-group rows."""
-        methods = {
-            name: {"ms_per_image": self.ms_per_image[name], "bins": self.results[name]}
-            for name in self.results
-        }
-        return {**self.info, "split": self.split, "metrics": list(self.metrics), "methods": methods}
 
 
 def compare_methods(

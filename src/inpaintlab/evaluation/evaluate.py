@@ -16,9 +16,10 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
-from inpaintlab.checkpoint import read_checkpoint
-from inpaintlab.errors import ConfigError
-from inpaintlab.evaluation.compare import Comparison, check_split, compare_methods
+from inpaintlab.data.datamodule import build_datamodule
+from inpaintlab.errors import ConfigError, require_extra
+from inpaintlab.evaluation.compare import check_split, compare_methods
+from inpaintlab.evaluation.comparison import Comparison
 from inpaintlab.evaluation.methods import (
     CKPT_PREFIX,
     build_methods,
@@ -27,11 +28,12 @@ from inpaintlab.evaluation.methods import (
     method_labels,
     saved_run_config,
 )
-from inpaintlab.evaluation.perceptual import load_fid, load_lpips
-from inpaintlab.evaluation.report import RESULT_FILES, print_comparison, refuse_existing_results
-from inpaintlab.inference import select_device
-from inpaintlab.runtime import print_config_tree, save_config
-from inpaintlab.training import build_datamodule
+from inpaintlab.evaluation.report import print_comparison
+from inpaintlab.inference.inpainter import select_device
+from inpaintlab.metrics.perceptual import load_fid, load_lpips
+from inpaintlab.models.checkpoint import read_checkpoint
+from inpaintlab.runs.config import print_config_tree, save_config
+from inpaintlab.runs.folders import RESULT_FILES, refuse_existing_results
 
 GROUPS = ("data", "mask")
 
@@ -50,6 +52,7 @@ def run_evaluation(
 ) -> Comparison:
     """Evaluate `checkpoints`, `settings.ckpt_path` and `settings.methods` on the same images
     and masks; print the tables and write config.yaml and the result files in `output_dir`."""
+    require_extra("eval", "evaluation")
     output_dir = Path(output_dir)
     refuse_existing_results(output_dir)
     specs = method_specs(settings, checkpoints)

@@ -8,7 +8,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 import torchvision
-from matplotlib.figure import Figure
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
@@ -66,6 +65,8 @@ def save_sample_sheet(columns: list[tuple[str, Tensor]], path: Path) -> Path:
 
 def save_per_bin_plot(results: dict[str, dict[str, dict[str, float]]], path: Path) -> Path:
     """PSNR and SSIM per hole-ratio bin, one line per method, side by side (PNG)."""
+    from matplotlib.figure import Figure  # the [eval] extra
+
     figure = Figure(figsize=PLOT_SIZE, dpi=PLOT_DPI, layout="constrained")
     axes = figure.subplots(1, len(PLOTTED))
     bins = [g for g in next(iter(results.values())) if g != "all"]

@@ -16,10 +16,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from inpaintlab.checkpoint import CHECKPOINT_KEY, model_from_checkpoint, read_checkpoint
 from inpaintlab.errors import ConfigError
 from inpaintlab.evaluation.baselines import BASELINES, ClassicalInpainter
-from inpaintlab.inference import Inpainter
+from inpaintlab.inference.inpainter import Inpainter
+from inpaintlab.models.checkpoint import CHECKPOINT_KEY, read_checkpoint
+from inpaintlab.models.loading import model_from_checkpoint
 
 InpaintFn = Callable[[Tensor, Tensor], Tensor]
 CKPT_PREFIX = "ckpt:"

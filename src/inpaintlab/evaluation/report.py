@@ -12,18 +12,15 @@ import json
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from inpaintlab.errors import ConfigError
+from inpaintlab.evaluation.comparison import Comparison
 from inpaintlab.evaluation.figures import save_per_bin_plot, save_sample_sheet
+from inpaintlab.runs.folders import RESULT_FILES, refuse_existing_results
 
-if TYPE_CHECKING:
-    from inpaintlab.evaluation.compare import Comparison
-
-RESULT_FILES = ("metrics.csv", "metrics.json", "metrics.md", "samples.png", "per_bin.png")
 TITLES = {
     "psnr": "PSNR (dB)",
     "ssim": "SSIM",
@@ -44,16 +41,6 @@ class Table(NamedTuple):
     title: str
     header: list[str]
     rows: list[list[str]]
-
-
-def refuse_existing_results(folder: Path) -> None:
-    """A one-line ConfigError when `folder` already holds evaluation results."""
-    existing = [name for name in RESULT_FILES if (folder / name).exists()]
-    if existing:
-        raise ConfigError(
-            f"{folder} already holds evaluation results ({', '.join(existing)}): "
-            "choose a new output folder (hydra.run.dir=...)"
-        )
 
 
 def write_report(comparison: Comparison, folder: Path) -> list[Path]:

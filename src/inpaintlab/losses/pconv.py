@@ -7,11 +7,11 @@ import os
 import torch
 from torch import Tensor, nn
 
-from inpaintlab.compositing import composite
 from inpaintlab.errors import ConfigError
 from inpaintlab.losses.perceptual import perceptual_loss, style_loss
 from inpaintlab.losses.total_variation import dilate_holes, total_variation
 from inpaintlab.networks.vgg import VGGFeatures
+from inpaintlab.ops.compositing import composite
 
 VGG_LAYERS = ("pool1", "pool2", "pool3")
 TV_REGIONS = ("dilated_hole", "image")

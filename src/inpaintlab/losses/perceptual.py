@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from inpaintlab.precision import full_precision
+from inpaintlab.ops.precision import full_precision
 
 
 @full_precision

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from inpaintlab.precision import full_precision
+from inpaintlab.ops.precision import full_precision
 
 
 @full_precision

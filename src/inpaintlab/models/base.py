@@ -11,16 +11,15 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
-from torch import Tensor
+from torch import Tensor, nn
 
 from inpaintlab import __version__
-from inpaintlab.checkpoint import CHECKPOINT_KEY, read_checkpoint
-from inpaintlab.compositing import composite
 from inpaintlab.errors import CheckpointError, one_line
-from inpaintlab.evaluation.metrics import BinnedMetrics
+from inpaintlab.metrics.image import BinnedMetrics
+from inpaintlab.models.checkpoint import CHECKPOINT_KEY, count_the_finished_batch, read_checkpoint
 from inpaintlab.models.manual_gan import ManualGANModule
-from inpaintlab.resume import count_the_finished_batch
-from inpaintlab.sample_grid import sample_grid, save_grid
+from inpaintlab.models.sample_grid import sample_grid, save_grid
+from inpaintlab.ops.compositing import composite
 
 
 def plain(config: Any) -> Any:
@@ -34,7 +33,7 @@ class InpaintingModule(ManualGANModule):
     """Base LightningModule of the three variants: subclasses build networks (then call
     `build_generator_average`), `create_optimizers`, `inpaint` and `gan_step`."""
 
-    # how inference fits images of any size (inpaintlab.inference): sides padded up to a
+    # how inference fits images of any size (inpaintlab.inference.inpainter): sides padded up to a
     # multiple of `size_multiple`, or the image resized to `fixed_size` squared when set
     size_multiple: int = 1
     fixed_size: int | None = None
@@ -78,6 +77,18 @@ class InpaintingModule(ManualGANModule):
             image = image.contiguous(memory_format=torch.channels_last)
             mask = mask.contiguous(memory_format=torch.channels_last)
         return image, mask
+
+    def discriminator_step(
+        self, discriminator: nn.Module, real: Tensor, fake: Tensor, optimizer: Any, name: str
+    ) -> Tensor:
+        """One update of `discriminator` (real against the detached `fake`) with the variant's
+        adversarial loss (`self.adversarial`); logs the loss as train/<name> and returns it."""
+        loss = self.adversarial.discriminator_loss(
+            discriminator(real), discriminator(fake.detach())
+        )
+        self.step_optimizer(optimizer, loss, name)
+        self.log(f"train/{name}", loss, on_epoch=True)
+        return loss
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         # the sample grid is built and written by the first process only

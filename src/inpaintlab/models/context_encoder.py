@@ -85,23 +85,21 @@ class ContextEncoderModule(InpaintingModule):
         image, mask = self.prepare_input(batch)
         if batch_idx == 0:
             self._check_holes(mask)
-        opt_g, opt_d = self.optimizers()
+        optimizers = self.named_optimizers()
         pred = self.generator(image, mask)
         real, weight = self._targets(image, mask)
         use_adversarial = self.loss_weights["adversarial_weight"] > 0
         if use_adversarial:
-            d_loss = self.adversarial.discriminator_loss(
-                self.discriminator(real), self.discriminator(pred.detach())
+            self.discriminator_step(
+                self.discriminator, real, pred, optimizers["discriminator"], "d_loss"
             )
-            self.step_optimizer(opt_d, d_loss, "d_loss")
-            self.log("train/d_loss", d_loss, on_epoch=True)
         rec_loss = context_encoder_l2(pred, real, weight)
         g_loss = self.loss_weights["reconstruction_weight"] * rec_loss
         if use_adversarial:
             adv_loss = self.adversarial.generator_loss(self.discriminator(pred))
             g_loss = g_loss + self.loss_weights["adversarial_weight"] * adv_loss
             self.log("train/g_adv", adv_loss, on_epoch=True)
-        self.step_optimizer(opt_g, g_loss, "g_loss")
+        self.step_optimizer(optimizers["generator"], g_loss, "g_loss")
         self.log("train/g_loss", g_loss, on_epoch=True, prog_bar=True)
         self.log("train/rec_loss", rec_loss, on_epoch=True)
 

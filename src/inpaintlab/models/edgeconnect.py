@@ -9,13 +9,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from inpaintlab.compositing import pad_to_multiple
 from inpaintlab.data.edges import greyscale, mask_edges
 from inpaintlab.errors import ConfigError
-from inpaintlab.evaluation.edge_metrics import EdgeAccuracy
 from inpaintlab.losses.edgeconnect import EdgeConnectInpaintLoss, feature_matching_loss
+from inpaintlab.metrics.edges import EdgeAccuracy
 from inpaintlab.models.base import InpaintingModule, plain
 from inpaintlab.networks.edgeconnect import SIDE_MULTIPLE, composite_edges
+from inpaintlab.ops.compositing import pad_to_multiple
 
 ROLES = ("generator", "discriminator")
 # which (generator, discriminator) pairs each stage trains (Nazeri et al.'s four modes)
@@ -156,28 +156,27 @@ class EdgeConnectModule(InpaintingModule):
 
     def gan_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         image, mask = self.prepare_input(batch)
-        optimizers = iter(self.optimizers())
+        optimizers = self.named_optimizers()
         edges = self.true_edges(image)
         pairs = STAGE_PAIRS[self.stage]
         guide = edges
         if "edge" in pairs:
-            predicted = self._edge_step(image, mask, edges, next(optimizers), next(optimizers))
+            predicted = self._edge_step(image, mask, edges, optimizers)
             guide = composite_edges(predicted.detach(), edges, mask)
         elif self.stage == "edge_inpaint":
             with torch.no_grad():
                 guide = self.complete_edges(image, mask, edges)
         if "inpaint" in pairs:
-            self._inpaint_step(image, mask, guide, next(optimizers), next(optimizers))
+            self._inpaint_step(image, mask, guide, optimizers)
 
-    def _edge_step(self, image, mask, edges, opt_g, opt_d) -> Tensor:
+    def _edge_step(self, image, mask, edges, optimizers) -> Tensor:
         """One D1 and one G1 update; returns G1's edges."""
         grey = greyscale(image)
         predicted = self.edge_generator(grey, edges, mask)
         real, fake = torch.cat([grey, edges], 1), torch.cat([grey, predicted], 1)
-        d_loss = self.adversarial.discriminator_loss(
-            self.edge_discriminator(real), self.edge_discriminator(fake.detach())
+        self.discriminator_step(
+            self.edge_discriminator, real, fake, optimizers["edge_discriminator"], "edge_d_loss"
         )
-        self.step_optimizer(opt_d, d_loss, "edge_d_loss")
         fake_logits, fake_features = self.edge_discriminator.forward_with_features(fake)
         _, real_features = self.edge_discriminator.forward_with_features(real)
         adversarial = self.adversarial.generator_loss(fake_logits)
@@ -186,10 +185,9 @@ class EdgeConnectModule(InpaintingModule):
             self.weights["edge_adversarial"] * adversarial
             + self.weights["feature_matching"] * matching
         )
-        self.step_optimizer(opt_g, g_loss, "edge_g_loss")
+        self.step_optimizer(optimizers["edge_generator"], g_loss, "edge_g_loss")
         self.log_dict(
             {
-                "train/edge_d_loss": d_loss,
                 "train/edge_g_loss": g_loss,
                 "train/edge_adversarial": adversarial,
                 "train/edge_feature_matching": matching,
@@ -198,19 +196,17 @@ class EdgeConnectModule(InpaintingModule):
         )
         return predicted
 
-    def _inpaint_step(self, image, mask, edges, opt_g, opt_d) -> None:
+    def _inpaint_step(self, image, mask, edges, optimizers) -> None:
         """One D2 and one G2 update on the given guide edges."""
         output = self.inpaint_generator(image, edges, mask)
-        d_loss = self.adversarial.discriminator_loss(
-            self.inpaint_discriminator(image), self.inpaint_discriminator(output.detach())
+        self.discriminator_step(
+            self.inpaint_discriminator, image, output, optimizers["inpaint_discriminator"], "d_loss"
         )
-        self.step_optimizer(opt_d, d_loss, "d_loss")
         terms = self.inpaint_loss(output, image, mask)
         terms["adversarial"] = self.adversarial.generator_loss(self.inpaint_discriminator(output))
         g_loss = terms["total"] + self.weights["inpaint_adversarial"] * terms["adversarial"]
-        self.step_optimizer(opt_g, g_loss, "g_loss")
+        self.step_optimizer(optimizers["inpaint_generator"], g_loss, "g_loss")
         self.log("train/g_loss", g_loss, on_epoch=True, prog_bar=True)
-        self.log("train/d_loss", d_loss, on_epoch=True)
         self.log_dict({f"train/{k}": v for k, v in terms.items() if k != "total"}, on_epoch=True)
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:

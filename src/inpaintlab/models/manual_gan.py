@@ -15,6 +15,7 @@ from pytorch_lightning.utilities import rank_zero_warn
 from torch import Tensor, nn
 
 from inpaintlab.errors import ConfigError, TrainingError
+from inpaintlab.models.checkpoint import checkpoint_folder
 from inpaintlab.models.ema import WeightAverage
 from inpaintlab.models.guard import (
     StepCounts,
@@ -24,7 +25,6 @@ from inpaintlab.models.guard import (
     step_unless,
 )
 from inpaintlab.models.switches import TrainingSwitches, build_scheduler, is_plateau
-from inpaintlab.resume import checkpoint_folder
 
 AVERAGE = "generator_average"
 
@@ -91,7 +91,8 @@ class ManualGANModule(pl.LightningModule):
 
     @abstractmethod
     def create_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        """The optimisers in the order `gan_step` uses them, named (e.g. "generator")."""
+        """The optimisers by name (e.g. "generator"); `gan_step` takes them from
+        `named_optimizers()`."""
 
     def configure_optimizers(self) -> Any:
         optimizers = self.create_optimizers()
@@ -100,6 +101,14 @@ class ManualGANModule(pl.LightningModule):
             return list(optimizers.values())
         schedulers = [build_scheduler(self.switches.scheduler, o) for o in optimizers.values()]
         return list(optimizers.values()), schedulers
+
+    def named_optimizers(self) -> dict[str, Any]:
+        """This step's optimisers (Lightning's wrappers) under the names `create_optimizers`
+        gave them."""
+        optimizers = self.optimizers()
+        if not isinstance(optimizers, list):
+            optimizers = [optimizers]
+        return dict(zip(self.optimizer_names, optimizers, strict=True))
 
     def setup(self, stage: str) -> None:
         if self.channels_last:

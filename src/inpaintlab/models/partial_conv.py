@@ -78,20 +78,17 @@ class PartialConvModule(InpaintingModule):
 
     def gan_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         image, mask = self.prepare_input(batch)
-        optimizers = self.optimizers()
-        opt_g = optimizers[0] if isinstance(optimizers, list) else optimizers
+        optimizers = self.named_optimizers()
         output = self.generator(image, mask)
         if self.discriminator is not None:
-            d_loss = self.adversarial.discriminator_loss(
-                self.discriminator(image), self.discriminator(output.detach())
+            self.discriminator_step(
+                self.discriminator, image, output, optimizers["discriminator"], "d_loss"
             )
-            self.step_optimizer(optimizers[1], d_loss, "d_loss")
-            self.log("train/d_loss", d_loss, on_epoch=True)
         terms = self.criterion(output, image, mask)
         g_loss = terms["total"]
         if self.discriminator is not None:
             terms["adversarial"] = self.adversarial.generator_loss(self.discriminator(output))
             g_loss = g_loss + self.adversarial_weight * terms["adversarial"]
-        self.step_optimizer(opt_g, g_loss, "g_loss")
+        self.step_optimizer(optimizers["generator"], g_loss, "g_loss")
         self.log("train/g_loss", g_loss, on_epoch=True, prog_bar=True)
         self.log_dict({f"train/{k}": v for k, v in terms.items() if k != "total"}, on_epoch=True)

@@ -25,14 +25,10 @@ from safetensors import SafetensorError
 from safetensors.torch import safe_open, save_file
 
 from inpaintlab import __version__
-from inpaintlab.checkpoint import (
-    CHECKPOINT_KEY,
-    model_from_checkpoint,
-    read_checkpoint,
-    untrained_model,
-)
 from inpaintlab.data.io import check_writable, written_in_one_go
 from inpaintlab.errors import CheckpointError
+from inpaintlab.models.checkpoint import CHECKPOINT_KEY, read_checkpoint
+from inpaintlab.models.loading import model_from_checkpoint, untrained_model
 
 if TYPE_CHECKING:
     from inpaintlab.models.base import InpaintingModule

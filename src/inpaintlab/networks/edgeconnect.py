@@ -14,10 +14,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm as with_spectral_norm
 
-from inpaintlab.compositing import composite
 from inpaintlab.errors import DataError
 from inpaintlab.networks.init import init_dcgan_weights
 from inpaintlab.networks.prefill import Prefill, check_residual, corrected, zero_init_
+from inpaintlab.ops.compositing import composite
 
 DILATION = 2
 SIDE_MULTIPLE = 4  # two stride-2 levels

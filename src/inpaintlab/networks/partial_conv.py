@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import weakref
-from dataclasses import dataclass
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from inpaintlab.precision import autocast_off
+from inpaintlab.ops.precision import autocast_off
 
 _HALF_DTYPES = (torch.float16, torch.bfloat16)
 
@@ -32,32 +28,6 @@ def window_sums(
 def _is_half_precision(x: Tensor) -> bool:
     """Whether `x` is (or its convolution will be computed) in float16/bfloat16."""
     return x.dtype in _HALF_DTYPES or torch.is_autocast_enabled(x.device.type)
-
-
-def _cacheable(mask: Tensor) -> bool:
-    """Whether in-place changes of `mask` can be detected (inference tensors have no version)."""
-    return not (
-        mask.is_inference() or torch.is_inference_mode_enabled() or torch.compiler.is_compiling()
-    )
-
-
-@dataclass(frozen=True)
-class _MaskCacheEntry:
-    """The mask terms computed for one mask tensor, and what they were computed from."""
-
-    mask_ref: weakref.ReferenceType
-    key: tuple
-    scale: Tensor
-    new_mask: Tensor
-    new_mask_version: int
-
-    def matches(self, mask: Tensor, key: tuple) -> bool:
-        """Whether this entry was computed from `mask` in its current state under `key`."""
-        return (
-            self.mask_ref() is mask
-            and self.key == key
-            and self.new_mask._version == self.new_mask_version
-        )
 
 
 class PartialConv2d(nn.Conv2d):
@@ -82,14 +52,6 @@ class PartialConv2d(nn.Conv2d):
     the paper); the mask maths runs without autograd in float32 (float64 for float64 inputs),
     and ``new_mask`` has that dtype. Under autocast or for float16/bfloat16 inputs ``eps`` is
     ``mixed_precision_eps``, and the float32 ratio is cast to the output dtype.
-
-    Mask cache: the layer keeps the terms of the last mask it saw and reuses them when called
-    with the same mask tensor object *unchanged*: same version counter (no in-place write
-    through it or a view of it), data pointer, shape, dtype and device, same maths dtype and
-    eps, and the ``new_mask`` it returned not modified in place. Writes that bypass the version
-    counter (through ``.data``, NumPy or DLPack) are not seen. Nothing is cached for inference
-    tensors, inside ``torch.inference_mode`` or while ``torch.compile`` traces. Only a weak
-    reference to the mask is held, and moving or casting the layer drops the cache.
 
     Example:
         >>> layer = PartialConv2d(3, 8, 3, padding=1)
@@ -121,7 +83,6 @@ class PartialConv2d(nn.Conv2d):
         self.multi_channel = multi_channel
         self.eps = eps
         self.mixed_precision_eps = mixed_precision_eps
-        self._mask_cache: _MaskCacheEntry | None = None
 
     def forward(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """(output, new mask) for input `x` and its validity mask `mask` (1 = valid)."""
@@ -153,20 +114,9 @@ class PartialConv2d(nn.Conv2d):
             )
 
     def _mask_terms(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        """(ratio * new_mask, new_mask) for `mask`, from the cache when `mask` is unchanged."""
+        """(ratio * new_mask, new_mask) for `mask`, in float32 (float64 for float64 inputs)."""
         eps = self.mixed_precision_eps if _is_half_precision(x) else self.eps
-        dtype = torch.promote_types(x.dtype, torch.float32)
-        if not _cacheable(mask):
-            return self._compute_mask_terms(mask, eps, dtype)
-        key = (mask._version, mask.data_ptr(), mask.shape, mask.dtype, mask.device, dtype, eps)
-        entry = self._mask_cache
-        if entry is not None and entry.matches(mask, key):
-            return entry.scale, entry.new_mask
-        scale, new_mask = self._compute_mask_terms(mask, eps, dtype)
-        self._mask_cache = _MaskCacheEntry(
-            weakref.ref(mask), key, scale, new_mask, new_mask._version
-        )
-        return scale, new_mask
+        return self._compute_mask_terms(mask, eps, torch.promote_types(x.dtype, torch.float32))
 
     @torch.no_grad()
     def _compute_mask_terms(
@@ -182,12 +132,3 @@ class PartialConv2d(nn.Conv2d):
         new_mask = sum_m.clamp(0, 1)
         ratio = window_size / (sum_m + eps) * new_mask
         return ratio * new_mask, new_mask
-
-    def _apply(self, fn: Any, recurse: bool = True) -> PartialConv2d:
-        """Drop the mask cache whenever the layer is moved or cast (.to, .cuda, .double, ...)."""
-        self._mask_cache = None
-        return super()._apply(fn, recurse)
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickle/deepcopy state without the mask cache (it holds a weak reference)."""
-        return {**super().__getstate__(), "_mask_cache": None}

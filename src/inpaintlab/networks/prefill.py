@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from inpaintlab.errors import ConfigError
-from inpaintlab.precision import full_precision
+from inpaintlab.ops.precision import full_precision
 
 PREFILL_KINDS = ("none", "mean", "harmonic", "biharmonic")
 NO_KNOWN_PIXEL_VALUE = 0.5  # mid-grey where an image has no known pixel to fill from

@@ -134,10 +134,14 @@ def shared_vgg(arch: str, weights: str | os.PathLike = "imagenet") -> nn.Sequent
     return _stack(arch, _weights_key(weights), CPU, torch.float32)
 
 
+def hub_cache_file(url: str) -> Path:
+    """Where torch.hub caches (and looks for) the file downloaded from `url`."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(url).path).name
+
+
 def imagenet_cache_file(arch: str) -> Path:
     """Where torchvision caches (and looks for) the ImageNet weights of `arch`."""
-    url = _arch(arch)[1].url
-    return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(url).path).name
+    return hub_cache_file(_arch(arch)[1].url)
 
 
 @functools.cache

@@ -13,10 +13,9 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
+from inpaintlab.data.io import image_suffixes_text, is_image_file
 from inpaintlab.data.masks.base import MaskGenerator, as_range, randint
 from inpaintlab.errors import ConfigError, DataError
-
-MASK_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
 def _read_mask(path: Path, white_is_hole: bool, threshold: float) -> np.ndarray:
@@ -87,11 +86,11 @@ class FolderMask(MaskGenerator):
             raise DataError(
                 f"mask folder {root} does not exist; set mask.root to a folder of masks"
             )
-        files = sorted(p for p in root.rglob("*") if p.suffix.lower() in MASK_SUFFIXES)
+        files = sorted(p for p in root.rglob("*") if is_image_file(p))
         if not files:
-            suffixes = "/".join(MASK_SUFFIXES)
             raise DataError(
-                f"mask folder {root} holds no {suffixes} files; add masks or fix mask.root"
+                f"mask folder {root} holds no {image_suffixes_text()} files; add masks or fix "
+                "mask.root"
             )
         return files
 

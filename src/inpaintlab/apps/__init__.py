@@ -1,0 +1,1 @@
+"""What users run: the `inpaintlab` command, photo files in and out, export, mask previews."""

@@ -1,0 +1,133 @@
+"""Export a checkpoint's inpainting pipeline with torch.export for deployment without inpaintlab.
+
+The exported program maps (image B x C x H x W in [0, 1], mask B x 1 x H x W, 1 = hole) at one
+fixed H x W (any batch size) to the composite, exactly as `Inpainter` computes it. It does not
+check its inputs: masks must be 0/1, and a Context Encoder trained in the centre setting must
+get holes inside the centre only.
+
+Example:
+    >>> program = torch.export.load("model.pt2")  # doctest: +SKIP
+    >>> result = program.module()(image, mask)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from inpaintlab.data.io import check_writable, written_in_one_go
+from inpaintlab.errors import InpaintlabError
+from inpaintlab.inference.inpainter import Inpainter, InpaintingPipeline
+
+SUFFIX = ".pt2"
+# warns that it guesses the type of an empty list argument (EdgeConnect's while_loop); the
+# program it writes loads and runs correctly
+SERIALIZER_LOGGER = "torch._export.serde.serialize"
+
+
+def default_size(inpainter: Inpainter) -> tuple[int, int]:
+    """The size the model was trained at (from its run config), or its fixed size."""
+    size = inpainter.recorded_side
+    if size is None:
+        raise InpaintlabError(
+            f"{inpainter.name} records no training image size: pass --size HEIGHT WIDTH"
+        )
+    return size, size
+
+
+def example_inputs(
+    channels: int, height: int, width: int, batch: int = 2, seed: int = 0
+) -> tuple[Tensor, Tensor]:
+    """Random images with a centred hole (every model can fill it), to trace and to check."""
+    generator = torch.Generator().manual_seed(seed)
+    image = torch.rand(batch, channels, height, width, generator=generator)
+    mask = torch.zeros(batch, 1, height, width)
+    mask[..., height * 3 // 8 : height * 5 // 8, width * 3 // 8 : width * 5 // 8] = 1
+    return image, mask
+
+
+def check_exportable(inpainter: Inpainter) -> None:
+    """Refuse what a graph of fixed operations cannot express, with the reason."""
+    detector = getattr(inpainter.model, "edge_detector", None)
+    if detector is not None and detector.sigma == 0:
+        raise InpaintlabError(
+            f"{inpainter.name} draws a random Canny sigma for every image (edges.sigma=0), "
+            "which an exported graph cannot do: export a model trained with a fixed sigma"
+        )
+
+
+def export_program(inpainter: Inpainter, height: int, width: int) -> torch.export.ExportedProgram:
+    """torch.export the inpainter's pipeline at height x width, with a dynamic batch size."""
+    check_exportable(inpainter)
+    pipeline = InpaintingPipeline(inpainter.model).eval()
+    inputs = example_inputs(inpainter.channels, height, width)
+    batch = torch.export.Dim("batch", min=1)
+    try:
+        return torch.export.export(
+            pipeline, inputs, dynamic_shapes=({0: batch}, {0: batch}), strict=False
+        )
+    except InpaintlabError:
+        raise
+    except Exception as error:
+        reason = " ".join(str(error).split())[:200] or type(error).__name__
+        raise InpaintlabError(
+            f"torch.export cannot trace {inpainter.name} ({type(inpainter.model).__name__}) "
+            f"at {height}x{width}: {reason}"
+        ) from error
+
+
+def max_difference(
+    program: torch.export.ExportedProgram, inpainter: Inpainter, height: int, width: int
+) -> float:
+    """Largest absolute difference between the program and the eager inpainter on new inputs
+    (another batch size and other pixels than those traced)."""
+    image, mask = example_inputs(inpainter.channels, height, width, batch=3, seed=1)
+    with torch.inference_mode():
+        exported = program.module()(image, mask)
+    return float((exported - inpainter(image, mask)).abs().max())
+
+
+class Exported(NamedTuple):
+    """What `export_checkpoint` wrote, and how far the program is from the eager inpainter."""
+
+    path: Path
+    height: int
+    width: int
+    max_difference: float
+
+
+def export_checkpoint(
+    ckpt: str | Path, out: str | Path, size: tuple[int, int] | None = None
+) -> Exported:
+    """Export `ckpt` to `out` (.pt2) at `size` (default: the training size) and check it."""
+    out = Path(out)
+    if out.suffix != SUFFIX:
+        raise InpaintlabError(f"cannot write {out}: torch.export programs are named *{SUFFIX}")
+    if out.is_dir():
+        raise InpaintlabError(f"cannot write {out}: it is a folder; give a file name *{SUFFIX}")
+    check_writable(out.parent)
+    inpainter = Inpainter.from_checkpoint(ckpt, "cpu")
+    height, width = size or default_size(inpainter)
+    program = export_program(inpainter, height, width)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with written_in_one_go(out) as partial, quiet_logger(SERIALIZER_LOGGER):
+        torch.export.save(program, partial)
+    return Exported(out, height, width, max_difference(program, inpainter, height, width))
+
+
+@contextmanager
+def quiet_logger(name: str) -> Iterator[None]:
+    """Only errors from logger `name` inside the block."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

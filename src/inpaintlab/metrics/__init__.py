@@ -1,0 +1,1 @@
+"""PSNR, SSIM, hole L1, edge precision/recall, LPIPS and FID, per hole-ratio bin."""

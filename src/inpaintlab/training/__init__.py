@@ -1,0 +1,1 @@
+"""The train task, its callbacks, loggers, exact resume and sweep launchers."""

@@ -1,0 +1,80 @@
+"""Optional installs: a task that needs a missing extra stops before it starts, with one line
+naming the pip command that adds it."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+from conftest import run_script
+
+from inpaintlab.errors import EXTRAS, MissingExtraError, require_extra
+
+
+def test_a_missing_module_names_its_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cv2", None)  # what find_spec reports for a missing module
+    with pytest.raises(MissingExtraError, match=r"pip install 'inpaintlab\[eval\]'") as error:
+        require_extra("eval", "evaluation")
+    assert "cv2" in str(error.value) and "matplotlib" not in str(error.value)
+
+
+def test_every_extra_is_installed_for_the_tests():
+    for extra in EXTRAS:
+        require_extra(extra, "the test suite")
+
+
+def without(tmp_path, *modules: str) -> dict[str, str]:
+    """Environment variables under which `modules` cannot be imported (a sitecustomize hides
+    them)."""
+    hider = tmp_path / "hide_modules"
+    hider.mkdir()
+    lines = ["import sys", *(f"sys.modules[{name!r}] = None" for name in modules)]
+    (hider / "sitecustomize.py").write_text("\n".join(lines) + "\n")
+    return {"PYTHONPATH": os.pathsep.join([str(hider), os.environ.get("PYTHONPATH", "")])}
+
+
+def one_error_line(result) -> str:
+    assert result.returncode == 2, result.stderr[-3000:]
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    return line
+
+
+def test_training_with_an_evaluation_stops_before_fitting_without_the_eval_extra(tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_script(
+        "train.py",
+        "experiment=cpu_quality",
+        f"data.root={tmp_path / 'photos'}",
+        f"evaluate.mask.root={tmp_path / 'masks'}",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+        env=without(tmp_path, "cv2"),
+    )
+    assert "pip install 'inpaintlab[eval]'" in one_error_line(result)
+    assert not list(run_dir.rglob("*.ckpt"))
+
+
+def test_the_wandb_logger_without_wandb_is_one_line(tmp_path):
+    result = run_script(
+        "train.py",
+        "debug=fdr",
+        "logger=wandb",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        cwd=tmp_path,
+        env=without(tmp_path, "wandb"),
+    )
+    assert "pip install 'inpaintlab[wandb]'" in one_error_line(result)
+
+
+def test_evaluation_without_the_eval_extra_writes_nothing(tmp_path):
+    run_dir = tmp_path / "eval"
+    result = run_script(
+        "eval.py",
+        "methods=[telea]",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+        env=without(tmp_path, "cv2"),
+    )
+    assert "pip install 'inpaintlab[eval]'" in one_error_line(result)
+    assert not list(run_dir.glob("metrics.*"))

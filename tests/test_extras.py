@@ -40,41 +40,25 @@ def one_error_line(result) -> str:
     return line
 
 
-def test_training_with_an_evaluation_stops_before_fitting_without_the_eval_extra(tmp_path):
+@pytest.mark.parametrize(
+    ("hidden", "extra", "command"),
+    [
+        # checked before fitting, not after an hour of training
+        (
+            "cv2",
+            "eval",
+            ["train.py", "experiment=cpu_quality", "data.root=photos", "evaluate.mask.root=masks"],
+        ),
+        ("wandb", "wandb", ["train.py", "debug=fdr", "logger=wandb"]),
+        ("cv2", "eval", ["eval.py", "methods=[telea]"]),
+    ],
+    ids=["train_then_evaluate", "wandb_logger", "eval"],
+)
+def test_a_task_without_its_extra_stops_before_writing_results(tmp_path, hidden, extra, command):
     run_dir = tmp_path / "run"
+    script, *overrides = command
     result = run_script(
-        "train.py",
-        "experiment=cpu_quality",
-        f"data.root={tmp_path / 'photos'}",
-        f"evaluate.mask.root={tmp_path / 'masks'}",
-        f"hydra.run.dir={run_dir}",
-        cwd=tmp_path,
-        env=without(tmp_path, "cv2"),
+        script, *overrides, f"hydra.run.dir={run_dir}", cwd=tmp_path, env=without(tmp_path, hidden)
     )
-    assert "pip install 'inpaintlab[eval]'" in one_error_line(result)
-    assert not list(run_dir.rglob("*.ckpt"))
-
-
-def test_the_wandb_logger_without_wandb_is_one_line(tmp_path):
-    result = run_script(
-        "train.py",
-        "debug=fdr",
-        "logger=wandb",
-        f"hydra.run.dir={tmp_path / 'run'}",
-        cwd=tmp_path,
-        env=without(tmp_path, "wandb"),
-    )
-    assert "pip install 'inpaintlab[wandb]'" in one_error_line(result)
-
-
-def test_evaluation_without_the_eval_extra_writes_nothing(tmp_path):
-    run_dir = tmp_path / "eval"
-    result = run_script(
-        "eval.py",
-        "methods=[telea]",
-        f"hydra.run.dir={run_dir}",
-        cwd=tmp_path,
-        env=without(tmp_path, "cv2"),
-    )
-    assert "pip install 'inpaintlab[eval]'" in one_error_line(result)
-    assert not list(run_dir.glob("metrics.*"))
+    assert f"pip install 'inpaintlab[{extra}]'" in one_error_line(result)
+    assert not list(run_dir.rglob("*.ckpt")) and not list(run_dir.glob("metrics.*"))

@@ -7,7 +7,7 @@ import torch
 
 from inpaintlab.errors import ConfigError
 from inpaintlab.losses.adversarial import AdversarialLoss
-from inpaintlab.losses.reconstruction import context_encoder_l2, masked_l1, overlap_weight_map
+from inpaintlab.losses.reconstruction import context_encoder_l2, overlap_weight_map
 from inpaintlab.networks.context_encoder import crop_center_patch
 
 REAL = torch.tensor([2.0, -1.0])
@@ -78,24 +78,3 @@ def test_full_image_weight_defaults_to_the_hole():
     mask = (torch.rand(2, 1, 8, 8) > 0.5).float()
     assert torch.equal(overlap_weight_map(mask, overlap_weight=0.0), mask)
     torch.testing.assert_close(overlap_weight_map(mask, 0.1), mask + 0.1 * (1 - mask))
-
-
-def test_masked_l1_matches_loop():
-    torch.manual_seed(0)
-    pred, target = torch.rand(2, 3, 4, 4), torch.rand(2, 3, 4, 4)
-    mask = (torch.rand(2, 1, 4, 4) > 0.5).float()
-    total, count = 0.0, 0
-    for b in range(2):
-        for i in range(4):
-            for j in range(4):
-                if mask[b, 0, i, j]:
-                    total += (pred[b, :, i, j] - target[b, :, i, j]).abs().sum().item()
-                    count += 3
-    assert masked_l1(pred, target, mask).item() == pytest.approx(total / count, rel=1e-5)
-
-
-def test_masked_l1_edge_cases():
-    pred, target = torch.rand(2, 3, 4, 4), torch.rand(2, 3, 4, 4)
-    assert masked_l1(pred, target, torch.zeros(2, 1, 4, 4)).item() == 0.0
-    full = masked_l1(pred, target, torch.ones(2, 1, 4, 4))
-    torch.testing.assert_close(full, (pred - target).abs().mean())

@@ -11,6 +11,7 @@ EXTRAS = {
     "wandb": ("wandb",),
     "tensorboard": ("tensorboard",),
     "cluster": ("submitit",),
+    "app": ("gradio",),
 }
 
 
@@ -48,6 +49,13 @@ def one_line(error: BaseException) -> str:
         return lines[0]
     prefix = f"{type(error).__module__}.{type(error).__qualname__}: "
     return lines[-1].removeprefix(prefix)
+
+
+def flat_message(error: BaseException, limit: int | None = None) -> str:
+    """A third-party error's whole message on one line (line breaks and runs of spaces become
+    one space), cut to `limit` characters; its type's name when it has no message."""
+    text = " ".join(str(error).split())[:limit]
+    return text or type(error).__name__
 
 
 def require_numbers(kind: type, **values: Any) -> None:

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from inpaintlab.data.io import check_writable, written_in_one_go
-from inpaintlab.errors import InpaintlabError
+from inpaintlab.errors import InpaintlabError, flat_message
 from inpaintlab.inference.inpainter import Inpainter, InpaintingPipeline
 
 SUFFIX = ".pt2"
@@ -75,7 +75,7 @@ def export_program(inpainter: Inpainter, height: int, width: int) -> torch.expor
     except InpaintlabError:
         raise
     except Exception as error:
-        reason = " ".join(str(error).split())[:200] or type(error).__name__
+        reason = flat_message(error, limit=200)
         raise InpaintlabError(
             f"torch.export cannot trace {inpainter.name} ({type(inpainter.model).__name__}) "
             f"at {height}x{width}: {reason}"

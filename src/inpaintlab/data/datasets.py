@@ -20,7 +20,7 @@ import torchvision.transforms.v2.functional as TF
 from torch.utils.data import Dataset
 
 from inpaintlab.data.io import image_suffixes_text, is_image_file, load_image, pil_to_tensor
-from inpaintlab.errors import ConfigError, DataError
+from inpaintlab.errors import ConfigError, DataError, flat_message
 
 Split = Literal["train", "val", "test"]
 SPLITS: tuple[Split, ...] = ("train", "val", "test")
@@ -141,7 +141,7 @@ class VisionDatasetAdapter(SquareImageDataset):
         try:
             image, _ = self.base[image_index]
         except OSError as error:
-            reason = " ".join(str(error).split())
+            reason = flat_message(error)
             name = type(self.base).__name__
             raise DataError(f"cannot read item {image_index} of {name} ({reason})") from error
         return pil_to_tensor(image, self.channels)
@@ -362,7 +362,7 @@ class TorchvisionSource(DatasetSource):
                 base[0]  # the file lists can exist without the images: probe one
         except (RuntimeError, OSError) as error:
             # torchvision's first sentence names the missing file; its advice follows below
-            reason = " ".join(str(error).split()).split(". ")[0]
+            reason = flat_message(error).split(". ")[0]
             raise DataError(
                 f"{self.dataset_class.__name__} split {name!r} not found under {self.root} "
                 f"({reason}): put {self.expected_layout} there or set data.source.download=true"

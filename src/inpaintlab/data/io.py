@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from inpaintlab.errors import DataError
+from inpaintlab.errors import DataError, flat_message
 
 # the photo and mask files inpaintlab reads, by suffix (PIL decodes each of them)
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
@@ -56,7 +56,7 @@ def load_image(
     except FileNotFoundError as error:
         raise DataError(f"image file {path} does not exist: check the data folder") from error
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
-        reason = " ".join(str(error).split()) or type(error).__name__
+        reason = flat_message(error)
         raise DataError(f"cannot decode {path} ({reason}): remove or replace it") from error
 
 

@@ -25,7 +25,13 @@ from inpaintlab.models.base import InpaintingModule
 from inpaintlab.models.checkpoint import read_checkpoint
 from inpaintlab.models.loading import model_from_checkpoint
 from inpaintlab.models.release import REGISTRY, load_any
-from inpaintlab.ops.compositing import composite, pad_to_multiple, resize_image, resize_mask
+from inpaintlab.ops.compositing import (
+    composite,
+    holes_outside,
+    pad_to_multiple,
+    resize_image,
+    resize_mask,
+)
 
 DEFAULT_SIDE = 256  # the working size of a model whose training size is not recorded
 FULL_MASK_MESSAGE = "the mask covers the whole image: the result is the model's guess alone"
@@ -202,10 +208,8 @@ class Inpainter:
         if box is None:
             return
         size = self.model.fixed_size
-        top, left, side = box
-        outside = resize_mask(holes.float(), size).bool()
-        outside[..., top : top + side, left : left + side] = False
-        if outside.any():
+        if holes_outside(resize_mask(holes.float(), size), box):
+            top, left, side = box
             height, width = holes.shape[-2:]
             rows = f"{top * height // size}-{(top + side) * height // size}"
             cols = f"{left * width // size}-{(left + side) * width // size}"

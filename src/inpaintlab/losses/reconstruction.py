@@ -1,4 +1,4 @@
-"""Pixel reconstruction losses: the Context Encoder's weighted L2 and a masked L1."""
+"""The Context Encoder's pixel reconstruction loss: an L2 weighted per pixel."""
 
 from torch import Tensor
 
@@ -20,12 +20,3 @@ def context_encoder_l2(pred: Tensor, target: Tensor, weight: Tensor) -> Tensor:
     matrix). The 0.999 reconstruction factor is not applied here: the model applies it.
     """
     return (weight * (pred - target).square()).mean()
-
-
-def masked_l1(pred: Tensor, target: Tensor, mask: Tensor, eps: float = 1e-8) -> Tensor:
-    """Mean |pred - target| over the pixels where `mask` (B x 1 x H x W) is 1, all channels.
-
-    Pooled over the whole batch: sum(|diff| * mask) / (sum(mask) * C); 0 when the mask is empty.
-    """
-    channels = pred.shape[1]
-    return ((pred - target).abs() * mask).sum() / (mask.sum() * channels).clamp_min(eps)

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.models import AlexNet_Weights, SqueezeNet1_1_Weights, VGG16_Weights
 
-from inpaintlab.errors import ConfigError
+from inpaintlab.errors import ConfigError, flat_message
 from inpaintlab.networks.vgg import OFFLINE_ENV, hub_cache_file
 from inpaintlab.ops.precision import full_precision
 
@@ -202,7 +202,7 @@ def load_or_explain(
             raise WeightsUnavailable(f"{OFFLINE_ENV}=1 forbids the download")
         return build()
     except (WeightsUnavailable, *LOAD_ERRORS) as error:
-        reason = " ".join(str(error).split())[:200] or type(error).__name__
+        reason = flat_message(error, limit=200)
     message = f"{wanted.name} is not available ({reason}): {remedy}"
     if mode is True:
         raise ConfigError(f"{metric} cannot be computed: {message}")

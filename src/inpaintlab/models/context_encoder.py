@@ -16,6 +16,7 @@ from inpaintlab.networks.context_encoder import (
     crop_center_patch,
     paste_center_patch,
 )
+from inpaintlab.ops.compositing import holes_outside
 
 SETTINGS = ("center", "random_region")
 
@@ -114,10 +115,7 @@ class ContextEncoderModule(InpaintingModule):
         """In the centre setting every hole must lie inside the predicted centre patch."""
         if self.setting != "center" or torch.compiler.is_compiling():
             return  # an exported or compiled graph cannot raise; inference checks beforehand
-        top, left, size = center_patch_box(mask.shape[-1])
-        outside = mask.clone()
-        outside[..., top : top + size, left : left + size] = 0
-        if bool(outside.any()):
+        if holes_outside(mask, center_patch_box(mask.shape[-1])):
             raise ConfigError(
                 "model.setting=center fills only the centre patch but the masks have holes "
                 "outside it: use mask=center or model.setting=random_region"

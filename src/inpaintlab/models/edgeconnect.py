@@ -15,7 +15,6 @@ from inpaintlab.losses.edgeconnect import EdgeConnectInpaintLoss, feature_matchi
 from inpaintlab.metrics.edges import EdgeAccuracy
 from inpaintlab.models.base import InpaintingModule, plain
 from inpaintlab.networks.edgeconnect import SIDE_MULTIPLE, composite_edges
-from inpaintlab.ops.compositing import pad_to_multiple
 
 ROLES = ("generator", "discriminator")
 # which (generator, discriminator) pairs each stage trains (Nazeri et al.'s four modes)
@@ -35,7 +34,7 @@ class EdgeConnectModule(InpaintingModule):
     `joint` trains both, G2 on G1's edges (its updates do not reach G1, unlike the released
     code; the paper found no clear gain in this mode). Pairs a stage does not train are frozen
     and kept in eval mode. Inference always runs both generators at the image's own size
-    (padded to a multiple of 4 by reflection, cropped back).
+    (sides a multiple of `size_multiple`: the Inpainter pads by reflection and crops back).
     """
 
     size_multiple = SIDE_MULTIPLE
@@ -148,11 +147,9 @@ class EdgeConnectModule(InpaintingModule):
         return composite_edges(predicted, edges, mask)
 
     def inpaint(self, image: Tensor, mask: Tensor) -> Tensor:
-        height, width = image.shape[-2:]
-        image, mask = (pad_to_multiple(t, SIDE_MULTIPLE) for t in (image, mask))
         edges = self.complete_edges(image, mask, self.known_edges(image, mask))
         generator = self.inference_network("inpaint_generator")
-        return generator(image, edges, mask)[..., :height, :width].clamp(0, 1)
+        return generator(image, edges, mask).clamp(0, 1)
 
     def gan_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         image, mask = self.prepare_input(batch)

@@ -12,6 +12,14 @@ def composite(pred: Tensor, image: Tensor, mask: Tensor) -> Tensor:
     return torch.where(mask.bool(), pred.to(image.dtype), image)
 
 
+def holes_outside(mask: Tensor, box: tuple[int, int, int]) -> bool:
+    """Whether `mask` (1 = hole) has a hole outside the square `box` (top, left, side)."""
+    top, left, side = box
+    outside = mask != 0  # a new tensor, whatever the mask's dtype
+    outside[..., top : top + side, left : left + side] = False
+    return bool(outside.any())
+
+
 def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
     """Reflection-pad the bottom and right of `x` so its sides are multiples of `multiple`,
     reflecting again where a side is shorter than its padding (a 1 px side is repeated)."""

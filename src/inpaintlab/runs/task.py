@@ -12,7 +12,7 @@ import hydra
 from omegaconf import DictConfig
 from omegaconf import errors as omegaconf_errors
 
-from inpaintlab.errors import ConfigError, InpaintlabError, one_line
+from inpaintlab.errors import ConfigError, InpaintlabError, flat_message, one_line
 
 
 def as_user_error(error: Exception) -> InpaintlabError | None:
@@ -27,7 +27,7 @@ def as_user_error(error: Exception) -> InpaintlabError | None:
     if isinstance(error, hydra.errors.OverrideParseException):
         return ConfigError(f"cannot parse the override {error.override!r}: {one_line(error)}")
     if isinstance(error, hydra.errors.ConfigCompositionException):
-        return ConfigError(" ".join(str(error).split()))
+        return ConfigError(flat_message(error))
     if isinstance(error, omegaconf_errors.MissingMandatoryValue):
         key = getattr(error, "full_key", "") or "a value"
         return ConfigError(f"{key} is required: pass {key}=... on the command line")

@@ -129,7 +129,15 @@ def test_sizes_must_be_positive(tmp_path, capsys, option):
 
 def test_help_mentions_every_sub_command(capsys):
     (commands,) = (a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    assert set(commands.choices) == {"train", "eval", "masks", "inpaint", "export", "release"}
+    assert set(commands.choices) == {
+        "train",
+        "eval",
+        "masks",
+        "inpaint",
+        "export",
+        "release",
+        "app",
+    }
     with pytest.raises(SystemExit) as exited:
         main(["--help"])
     assert exited.value.code == 0

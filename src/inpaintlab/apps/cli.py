@@ -121,6 +121,33 @@ def run_release(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_app(args: argparse.Namespace) -> int:
+    """Serve the page where you paint the damage and get the photo restored."""
+    from inpaintlab.errors import require_extra
+
+    require_extra("app", "inpaintlab app")
+    from inpaintlab.apps.web import serve
+
+    serve(args.model, host=args.host, port=args.port, device=args.device)
+    return 0
+
+
+def add_app_parser(commands: argparse._SubParsersAction) -> None:
+    app = commands.add_parser(
+        "app",
+        help="a page in your browser: paint over the damage of a photo, get it restored",
+        description="Upload a photo, paint the holes with a brush, press Inpaint, download the "
+        "result at the photo's full size. Needs the [app] extra (gradio).",
+    )
+    app.add_argument("--model", required=True, help="a release file, checkpoint or model name")
+    app.add_argument("--host", default="127.0.0.1", help="address to listen on (default: local)")
+    app.add_argument(
+        "--port", type=positive_int, default=None, help="default: 7860 or the next free"
+    )
+    app.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    app.set_defaults(handler=run_app)
+
+
 def add_masks_parser(commands: argparse._SubParsersAction) -> None:
     masks = commands.add_parser("masks", help="render a preview grid of a mask config to PNG")
     masks.add_argument(
@@ -279,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_inpaint_parser(commands)
     add_export_parser(commands)
     add_release_parser(commands)
+    add_app_parser(commands)
     return parser
 
 

@@ -34,8 +34,10 @@ def test_cpu_quality_composes_for_every_model(compose_train, tmp_path, model):
     assert 0 < ((days * 24 + hours) * 60 + minutes) * 60 + seconds < 60 * 60
     assert cfg.trainer.max_epochs == -1
     assert dict(cfg.data.source.folders) == {"train": ["train", "val"], "test": ["test"]}
-    assert cfg.mask.weights.boxes == 0 and cfg.mask.weights.freeform > 0
-    assert cfg.mask.weights.irregular_thick > 0 and cfg.mask.max_ratio == 0.6
+    # every member of photo_damage, thin scratches and boxes included
+    assert all(weight > 0 for weight in cfg.mask.weights.values())
+    assert set(cfg.mask.weights) == set(cfg.mask.generators)
+    assert cfg.mask.max_ratio == 0.6
     # the quick start's recipe: every variant corrects a biharmonic fill
     assert cfg.model.prefill == "biharmonic" and cfg.model.residual
     # each model gets its settings from conf/experiment_model/cpu_quality/<model>.yaml

@@ -12,6 +12,9 @@ from omegaconf import DictConfig
 
 from inpaintlab.errors import ConfigError
 
+# the files an evaluation writes into its folder
+RESULT_FILES = ("metrics.csv", "metrics.json", "metrics.md", "samples.png", "per_bin.png")
+
 
 class KeepFinishedRuns(Callback):
     """Refuse a single run whose folder (hydra.run.dir) holds an earlier run's results before
@@ -59,6 +62,3 @@ def refuse_existing_results(folder: Path) -> None:
             f"{folder} already holds evaluation results ({', '.join(existing)}): "
             "choose a new output folder (hydra.run.dir=...)"
         )
-
-
-RESULT_FILES = ("metrics.csv", "metrics.json", "metrics.md", "samples.png", "per_bin.png")

@@ -2,7 +2,8 @@
 checkout's train.py and eval.py), `masks` previews a mask config, `inpaint` fills the holes of
 your own photos with a checkpoint or release file, `export` saves a checkpoint as a
 torch.export program, `release` keeps a checkpoint's generator weights for inference
-(.safetensors). Each command imports what it needs when it runs, so `--help` answers at once."""
+(.safetensors), `app` serves a page where you paint the damage. Each command imports what it
+needs when it runs, so `--help` answers at once."""
 
 from __future__ import annotations
 

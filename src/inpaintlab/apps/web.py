@@ -104,6 +104,8 @@ def build_page(inpainter: Inpainter):
     import gradio as gr
 
     def on_upload(path: str | None):
+        if not path:  # the photo was removed: empty the canvas, say nothing
+            return None, None
         try:
             photo = read_upload(path)
         except InpaintlabError as error:

@@ -11,17 +11,16 @@ doubling both thresholds roughly doubles or halves the edge density.
 import math
 
 import torch
-import torch.nn.functional as F
 from kornia.color import rgb_to_grayscale
 from kornia.filters import canny
 from torch import Tensor
 
 from inpaintlab.errors import ConfigError, DataError
+from inpaintlab.ops.growth import grow_within, spread_within
 from inpaintlab.ops.precision import full_precision
 
 RANDOM_SIGMAS = (1, 2, 3, 4)  # sigma 0 draws one of these per image, as EdgeConnect does
 TRUNCATE = 4.0  # Gaussian kernel radius in sigmas, skimage's default
-GROW_STEPS = 8  # hysteresis steps between checks for convergence
 
 
 def greyscale(image: Tensor) -> Tensor:
@@ -39,8 +38,8 @@ def hysteresis(candidates: Tensor) -> Tensor:
 
     Gives the same map as kornia's own hysteresis, which grows the strong set with an
     8-kernel convolution and a host sync per step; growing it with a 3 x 3 max-pool, checked
-    every `GROW_STEPS` steps, is several times faster and lets one pass serve a whole batch of
-    mixed sigmas.
+    every `ops.growth.GROW_STEPS` steps, is several times faster and lets one pass serve a
+    whole batch of mixed sigmas.
     """
     allowed = (candidates > 0).float()
     edges = (candidates == 1).float()
@@ -48,21 +47,11 @@ def hysteresis(candidates: Tensor) -> Tensor:
         # an exported graph cannot branch on data: the same loop as a while_loop operator
         _, edges, _ = torch.while_loop(
             lambda previous, edges, _: (previous != edges).any(),
-            lambda _, edges, allowed: (edges.clone(), _grow(edges, allowed), allowed.clone()),
-            (edges, _grow(edges, allowed), allowed),
+            lambda _, edges, allowed: (edges.clone(), grow_within(edges, allowed), allowed.clone()),
+            (edges, grow_within(edges, allowed), allowed),
         )
         return edges.to(candidates.dtype)
-    while True:
-        previous, edges = edges, _grow(edges, allowed)
-        if torch.equal(previous, edges):
-            return edges.to(candidates.dtype)
-
-
-def _grow(edges: Tensor, allowed: Tensor) -> Tensor:
-    """`GROW_STEPS` steps of growing `edges` into their allowed 8-neighbours."""
-    for _ in range(GROW_STEPS):
-        edges = F.max_pool2d(edges, 3, stride=1, padding=1) * allowed
-    return edges
+    return spread_within(edges, allowed).to(candidates.dtype)
 
 
 def mask_edges(edges: Tensor, mask: Tensor) -> Tensor:

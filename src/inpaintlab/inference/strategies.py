@@ -29,6 +29,7 @@ from torch import Tensor
 from inpaintlab.errors import ConfigError
 from inpaintlab.inference import STRATEGIES
 from inpaintlab.ops.compositing import composite, resize_image, resize_mask
+from inpaintlab.ops.growth import spread_within
 
 MAX_WINDOW_FACTOR = 4  # a window's longer side, in training sizes, before it is shrunk
 CELLS_PER_SIDE = 4  # holes are grouped on a grid of (training size / this) pixel cells
@@ -117,12 +118,8 @@ def group_labels(grid: Tensor) -> Tensor:
     """A label for each 8-connected group of True cells (0 elsewhere), the same in a group."""
     numbers = torch.arange(1, grid.numel() + 1, device=grid.device).view(grid.shape)
     labels = torch.where(grid, numbers, 0).float()[None, None]
-    inside = grid[None, None]
-    while True:  # every cell takes the largest label of its group, one neighbour per pass
-        spread = torch.where(inside, F.max_pool2d(labels, 3, stride=1, padding=1), 0.0)
-        if torch.equal(spread, labels):
-            return labels[0, 0].long()
-        labels = spread
+    # every cell takes the largest label of its group
+    return spread_within(labels, grid[None, None].float())[0, 0].long()
 
 
 def boxes_of(labels: Tensor) -> list[tuple[int, Window]]:

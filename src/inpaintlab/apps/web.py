@@ -22,7 +22,7 @@ from PIL import Image
 from torch import Tensor
 
 from inpaintlab.data.convert import read_photo
-from inpaintlab.data.io import save_image
+from inpaintlab.data.io import DECODE_ERRORS, save_image, to_uint8
 from inpaintlab.errors import DataError, InpaintlabError, flat_message, one_line
 from inpaintlab.inference.inpainter import Inpainter, binary_mask
 
@@ -36,7 +36,7 @@ def photo_size(path: Path) -> tuple[int, int]:
     try:
         with Image.open(path) as image:
             return image.size
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+    except DECODE_ERRORS as error:
         raise DataError(
             f"{path.name} is not an image this page can read ({flat_message(error, 120)}): "
             "upload a PNG, JPEG, TIFF, BMP or WebP photo"
@@ -59,8 +59,7 @@ def read_upload(path: str | None) -> Tensor:
 
 def preview(photo: Tensor) -> np.ndarray:
     """The photo as an H x W x 3 uint8 array for the canvas (grey photos repeated to RGB)."""
-    rgb = photo.expand(-1, 3, -1, -1)[0].permute(1, 2, 0)
-    return (rgb * 255).round().clamp(0, 255).to(torch.uint8).numpy()
+    return to_uint8(photo.expand(-1, 3, -1, -1)[0]).permute(1, 2, 0).numpy()
 
 
 def painted_holes(layers: list[np.ndarray], height: int, width: int) -> Tensor:

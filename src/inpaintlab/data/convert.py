@@ -21,7 +21,7 @@ import torchvision.transforms.functional as TF
 from PIL import Image, ImageOps
 from torch import Tensor
 
-from inpaintlab.data.io import load_image, pil_to_tensor
+from inpaintlab.data.io import load_image, pil_to_tensor, to_uint8
 from inpaintlab.errors import DataError
 
 PhotoLike = Tensor | np.ndarray | Image.Image | str | os.PathLike
@@ -167,10 +167,10 @@ def _mask_map(mask: PhotoLike) -> Tensor:
 def given_back(result: Tensor, photo: PhotoLike, holes: Tensor) -> np.ndarray | Image.Image:
     """A 1 x C x H x W result in the type the photo came in: an array of its shape and dtype
     (known pixels, `holes` 0, the array's own values bit for bit), else a PIL image."""
-    pixels = result[0].permute(1, 2, 0).numpy()
     if not isinstance(photo, np.ndarray):
-        quantised = (pixels * 255).round().clip(0, 255).astype(np.uint8)
+        quantised = to_uint8(result[0]).permute(1, 2, 0).numpy()
         return Image.fromarray(quantised[..., 0] if quantised.shape[-1] == 1 else quantised)
+    pixels = result[0].permute(1, 2, 0).numpy()
     if np.issubdtype(photo.dtype, np.integer):
         top = np.iinfo(photo.dtype).max
         out = (pixels * top).round().clip(0, top).astype(photo.dtype)

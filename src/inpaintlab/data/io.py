@@ -16,6 +16,8 @@ from inpaintlab.errors import DataError, flat_message
 
 # the photo and mask files inpaintlab reads, by suffix (PIL decodes each of them)
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
+# what PIL raises for a file it cannot open or decode
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 # Pixel formats with more than 8 bits per sample, and the range each one is scaled from.
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I"})
 _UINT16_MAX = 65535.0
@@ -55,7 +57,7 @@ def load_image(
             return pil_to_tensor(ImageOps.exif_transpose(image), channels)
     except FileNotFoundError as error:
         raise DataError(f"image file {path} does not exist: check the data folder") from error
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+    except DECODE_ERRORS as error:
         reason = flat_message(error)
         raise DataError(f"cannot decode {path} ({reason}): remove or replace it") from error
 
@@ -123,13 +125,18 @@ def _high_depth_to_uint8(image: Image.Image) -> np.ndarray:
     return np.round(np.clip(values, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
+def to_uint8(image: torch.Tensor) -> torch.Tensor:
+    """A float image in [0, 1] as uint8 (clamped, rounded to the nearest level); uint8 as is."""
+    if image.dtype == torch.uint8:
+        return image
+    return (image.detach().float().clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
+
+
 def save_image(image: torch.Tensor, path: str | os.PathLike) -> Path:
     """Write a C x H x W image (uint8, or float in [0, 1]; C = 1 or 3) to `path` atomically."""
     if image.dim() != 3 or image.shape[0] not in (1, 3):
         raise ValueError(f"expected a C x H x W image with C = 1 or 3, got {tuple(image.shape)}")
-    if image.dtype != torch.uint8:
-        image = (image.detach().float().clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
-    array = image.cpu().permute(1, 2, 0).numpy()
+    array = to_uint8(image).cpu().permute(1, 2, 0).numpy()
     pil = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

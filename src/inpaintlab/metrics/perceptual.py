@@ -31,6 +31,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.models import AlexNet_Weights, SqueezeNet1_1_Weights, VGG16_Weights
 
+from inpaintlab.data.io import to_uint8
 from inpaintlab.errors import ConfigError, flat_message
 from inpaintlab.networks.vgg import OFFLINE_ENV, hub_cache_file
 from inpaintlab.ops.precision import full_precision
@@ -92,8 +93,7 @@ class FIDFeatures:
     @full_precision
     def __call__(self, images: Tensor) -> Tensor:
         """B x D float64 CPU features (computed in fp32 with autocast off)."""
-        pixels = (rgb(images) * 255).round().clamp(0, 255).to(torch.uint8)
-        return self.extractor(pixels).flatten(1).double().cpu()
+        return self.extractor(to_uint8(rgb(images))).flatten(1).double().cpu()
 
 
 def rgb(images: Tensor) -> Tensor:

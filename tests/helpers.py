@@ -1,8 +1,14 @@
-"""Helpers shared by the model tests: learnable images and a Trainer over one fixed batch."""
+"""Helpers shared by the model tests: learnable images, a Trainer over one fixed batch, mask
+generators built from their yaml."""
 
 import pytorch_lightning as pl
 import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
 from torch.utils.data import DataLoader, Dataset
+
+from inpaintlab.conf import CONFIG_DIR
+from inpaintlab.data.masks import MaskGenerator
 
 SIZE = 64
 # Hydra overrides for tiny networks of each model, every GAN pair on (PConv with its optional
@@ -73,3 +79,10 @@ def fit(module, batch, steps, **trainer_kwargs) -> pl.Trainer:
     )
     trainer.fit(module, DataLoader(FixedBatches(batch, steps), batch_size=None))
     return trainer
+
+
+def mask_from_config(name: str, **values) -> MaskGenerator:
+    """The generator conf/mask/<name>.yaml builds, with `values` overriding its own."""
+    overrides = [f"+mask={name}", *(f"mask.{k}={v}" for k, v in values.items())]
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return instantiate(compose(overrides=overrides).mask)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import mask_from_config
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from PIL import Image
@@ -28,9 +29,9 @@ FACTORIES = {
     "center": lambda root, **b: M.CenterBoxMask(0.5, inset=2, **b),
     "boxes": lambda root, **b: M.RandomBoxMask(**b),
     "freeform": lambda root, **b: M.FreeFormMask(**b),
-    "irregular_thin": lambda root, **b: M.IrregularMask("thin", **b),
-    "irregular_medium": lambda root, **b: M.IrregularMask("medium", **b),
-    "irregular_thick": lambda root, **b: M.IrregularMask("thick", **b),
+    "irregular_thin": lambda root, **b: mask_from_config("irregular_thin", **b),
+    "irregular_medium": lambda root, **b: mask_from_config("irregular_medium", **b),
+    "irregular_thick": lambda root, **b: mask_from_config("irregular_thick", **b),
     "scratches": lambda root, **b: M.ScratchMask(**b),
     "folder": lambda root, **b: M.FolderMask(root, dilate=(0, 2), max_angle=5.0, **b),
     "mixture": lambda root, **b: M.MixtureMask(
@@ -234,20 +235,22 @@ def _surviving_after_erosion(masks: torch.Tensor, radius: int) -> float:
 
 
 def test_irregular_presets_thin_strokes_are_narrower_than_thick():
-    thin = M.IrregularMask("thin")(16, 128, 128, generator=seeded(7))
-    thick = M.IrregularMask("thick")(16, 128, 128, generator=seeded(7))
+    thin = mask_from_config("irregular_thin")(16, 128, 128, generator=seeded(7))
+    thick = mask_from_config("irregular_thick")(16, 128, 128, generator=seeded(7))
     assert _surviving_after_erosion(thin, 4) < 0.2 * _surviving_after_erosion(thick, 4)
 
 
-def test_irregular_overrides_replace_preset_values_and_none_keeps_them():
-    base = M.IrregularMask("thin")
-    assert base.strokes == M.IRREGULAR_PRESETS["thin"]["strokes"]
-    custom = M.IrregularMask("thin", strokes=[2, 3], width=None, max_ratio=0.5)
-    assert custom.strokes == (2, 3)
-    assert custom.width == base.width
-    assert custom.max_ratio == 0.5
-    with pytest.raises(ConfigError):
-        M.IrregularMask("enormous")
+def test_irregular_presets_are_lamas_pixel_ranges_at_256_px():
+    """LaMa's random_{thin,medium,thick}_256: length 10 + U(max_len), brush 5 + U(max_width)."""
+    lama = {"thin": (50, 15, (4, 50)), "medium": (110, 55, (4, 5)), "thick": (210, 105, (1, 5))}
+    for preset, (max_length, max_width, strokes) in lama.items():
+        generator = mask_from_config(f"irregular_{preset}")
+        assert type(generator) is M.FreeFormMask
+        assert generator.strokes == strokes
+        assert generator.segments == (1, 5)
+        assert generator.length == (10 / 256, max_length / 256)
+        assert generator.width == (5 / 256, max_width / 256)
+        assert generator.angle == (0.0, 4.0)
 
 
 def test_freeform_single_dot_is_a_disk_of_the_brush_width():
@@ -428,9 +431,9 @@ CONFIGS = {
     "center": M.CenterBoxMask,
     "boxes": M.RandomBoxMask,
     "freeform": M.FreeFormMask,
-    "irregular_thin": M.IrregularMask,
-    "irregular_medium": M.IrregularMask,
-    "irregular_thick": M.IrregularMask,
+    "irregular_thin": M.FreeFormMask,
+    "irregular_medium": M.FreeFormMask,
+    "irregular_thick": M.FreeFormMask,
     "scratches": M.ScratchMask,
     "folder": M.FolderMask,
     "mixture": M.MixtureMask,
@@ -439,11 +442,9 @@ BOUNDS = {"min_ratio", "max_ratio", "max_tries"}
 
 
 def _visible_parameters(cls: type) -> set[str]:
-    """Constructor parameters a config must show (IrregularMask: preset + FreeFormMask's)."""
-    names = set()
-    for klass in (cls, M.FreeFormMask) if cls is M.IrregularMask else (cls,):
-        params = inspect.signature(klass.__init__).parameters.values()
-        names |= {p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD}
+    """Constructor parameters a config must show."""
+    params = inspect.signature(cls.__init__).parameters.values()
+    names = {p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD}
     return (names - {"self"}) | BOUNDS
 
 

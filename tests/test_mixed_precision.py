@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 
 from inpaintlab.data.augment import Augmentation
 from inpaintlab.data.edges import EdgeDetector
-from inpaintlab.data.masks import FreeFormMask, IrregularMask
+from inpaintlab.data.masks import FreeFormMask, ScratchMask
 from inpaintlab.evaluation.methods import build_methods
 from inpaintlab.losses.perceptual import gram_matrix
 from inpaintlab.losses.total_variation import total_variation
@@ -71,7 +71,7 @@ def test_canny_and_edge_accuracy_ignore_autocast():
     )
 
 
-@pytest.mark.parametrize("generator", [FreeFormMask(), IrregularMask()])
+@pytest.mark.parametrize("generator", [FreeFormMask(), ScratchMask()])
 def test_mask_generators_ignore_autocast(generator):
     expected = generator(4, 64, 64, generator=torch.Generator().manual_seed(0))
     masks = under_autocast(generator, 4, 64, 64, generator=torch.Generator().manual_seed(0))

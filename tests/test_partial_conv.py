@@ -7,10 +7,11 @@ import pickle
 
 import pytest
 import torch
+from helpers import mask_from_config
 from torch import nn
 from torch.func import functional_call
 
-from inpaintlab.data.masks import CenterBoxMask, IrregularMask
+from inpaintlab.data.masks import CenterBoxMask
 from inpaintlab.networks import partial_conv
 from inpaintlab.networks.partial_conv import PartialConv2d
 
@@ -216,7 +217,9 @@ def test_mixed_precision_uses_its_own_eps():
 
 
 @pytest.mark.parametrize(
-    "holes", [IrregularMask("thick"), CenterBoxMask(0.75)], ids=["irregular_thick", "center_box"]
+    "holes",
+    [mask_from_config("irregular_thick"), CenterBoxMask(0.75)],
+    ids=["irregular_thick", "center_box"],
 )
 def test_encoder_closes_every_hole(holes):
     # The U-Net's encoder at 256: 7x7/2, 5x5/2, 5x5/2, then 3x3/2 down to 2 x 2 (7 levels).

@@ -5,14 +5,12 @@ from inpaintlab.data.masks.boxes import CenterBoxMask, RandomBoxMask
 from inpaintlab.data.masks.folder import FolderMask
 from inpaintlab.data.masks.mixture import MixtureMask
 from inpaintlab.data.masks.scratches import ScratchMask
-from inpaintlab.data.masks.strokes import IRREGULAR_PRESETS, FreeFormMask, IrregularMask
+from inpaintlab.data.masks.strokes import FreeFormMask
 
 __all__ = [
-    "IRREGULAR_PRESETS",
     "CenterBoxMask",
     "FolderMask",
     "FreeFormMask",
-    "IrregularMask",
     "MaskGenerator",
     "MixtureMask",
     "RandomBoxMask",

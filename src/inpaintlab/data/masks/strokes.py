@@ -1,7 +1,8 @@
-"""Free-form brush strokes (DeepFill v2 / LaMa style) and the irregular thin/medium/thick presets.
+"""Free-form brush strokes (DeepFill v2 / LaMa style).
 
 Lengths and widths are fractions of the shorter image side, so a setting means the same
-hole shapes at any resolution.
+hole shapes at any resolution. LaMa's irregular thin/medium/thick presets are settings of
+this generator: conf/mask/irregular_{thin,medium,thick}.yaml.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from torch import Tensor
 
 from inpaintlab.data.masks.base import MaskGenerator, as_range, randint, uniform
 from inpaintlab.data.masks.raster import draw_segments
-from inpaintlab.errors import ConfigError
 
 
 def draw_polylines(
@@ -85,38 +85,3 @@ class FreeFormMask(MaskGenerator):
             points.append(point)
         extent = (self.length[1] + self.width[1]) * side
         return draw_polylines(torch.stack(points, dim=2), radius, active, height, width, extent)
-
-
-def _px256(low: float, high: float) -> tuple[float, float]:
-    """A pixel range at 256 px as fractions of the image side."""
-    return low / 256, high / 256
-
-
-# LaMa's random_{thin,medium,thick}_256 irregular settings, rescaled to fractions of the side:
-# strokes = [min_times, max_times], 1-5 segments per stroke, length 10 + U(max_len) px,
-# brush 5 + U(max_width) px, turns up to max_angle = 4 rad. Differences from LaMa: turns are
-# drawn continuously (LaMa draws whole radians) around a random heading, the brush is fixed
-# per stroke, and the turn sign alternates per segment as in DeepFill v2.
-IRREGULAR_PRESETS: dict[str, dict[str, Any]] = {
-    "thin": {"strokes": (4, 50), "length": _px256(10, 50), "width": _px256(5, 15)},
-    "medium": {"strokes": (4, 5), "length": _px256(10, 110), "width": _px256(5, 55)},
-    "thick": {"strokes": (1, 5), "length": _px256(10, 210), "width": _px256(5, 105)},
-}
-_IRREGULAR_SHARED: dict[str, Any] = {"segments": (1, 5), "angle": (0.0, 4.0)}
-
-
-class IrregularMask(FreeFormMask):
-    """Brush strokes with a named difficulty preset ("thin", "medium" or "thick").
-
-    thin = many narrow strokes, thick = few wide ones (LaMa's presets). Keyword overrides
-    replace single preset values; an override of None keeps the preset value.
-    """
-
-    def __init__(self, preset: str = "medium", **overrides: Any):
-        if preset not in IRREGULAR_PRESETS:
-            raise ConfigError(
-                f"unknown irregular preset {preset!r}; choose one of {sorted(IRREGULAR_PRESETS)}"
-            )
-        chosen = {k: v for k, v in overrides.items() if v is not None}
-        super().__init__(**{**_IRREGULAR_SHARED, **IRREGULAR_PRESETS[preset], **chosen})
-        self.preset = preset

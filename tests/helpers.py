@@ -35,8 +35,8 @@ TINY_NETWORKS = {
         "model.inpaint_generator.base_channels=8",
         "model.edge_discriminator.base_channels=8",
         "model.inpaint_discriminator.base_channels=8",
-        "loss.perceptual=0",
-        "loss.style=0",
+        "loss.inpaint.perceptual=0",
+        "loss.inpaint.style=0",
     ],
 }
 # ... with a mask each model trains on as it is

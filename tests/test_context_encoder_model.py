@@ -31,6 +31,7 @@ def make_module(setting="center", adversarial_weight=0.001, lr=2e-4) -> ContextE
             "betas": [0.5, 0.999],
         },
         loss={
+            "_target_": "inpaintlab.losses.reconstruction.ContextEncoderLoss",
             "reconstruction_weight": 0.999,
             "adversarial_weight": adversarial_weight,
             "overlap_weight": 10.0,

@@ -36,7 +36,7 @@ SHORT_RUN = (
     "model.discriminator.base_channels=16",
 )
 MODEL_TARGET = "inpaintlab.models.context_encoder.ContextEncoderModule"
-TRAIN_LOSSES = ("train/g_loss_epoch", "train/d_loss_epoch", "train/rec_loss_epoch")
+TRAIN_LOSSES = ("train/g_loss_epoch", "train/d_loss_epoch", "train/reconstruction_epoch")
 
 
 def assert_samples_beside_validation_scores(rows: list[dict], run: Path) -> None:

@@ -1,13 +1,22 @@
-"""Adversarial and reconstruction losses against hand computations and slow loops."""
+"""Adversarial and reconstruction losses against hand computations and slow loops, and the
+one protocol every variant's loss config builds."""
 
 import math
 
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
 
+from inpaintlab.conf import CONFIG_DIR
 from inpaintlab.errors import ConfigError
 from inpaintlab.losses.adversarial import AdversarialLoss
-from inpaintlab.losses.reconstruction import context_encoder_l2, overlap_weight_map
+from inpaintlab.losses.generator_loss import GeneratorLoss
+from inpaintlab.losses.reconstruction import (
+    ContextEncoderLoss,
+    context_encoder_l2,
+    overlap_weight_map,
+)
 from inpaintlab.networks.context_encoder import crop_center_patch
 
 REAL = torch.tensor([2.0, -1.0])
@@ -78,3 +87,55 @@ def test_full_image_weight_defaults_to_the_hole():
     mask = (torch.rand(2, 1, 8, 8) > 0.5).float()
     assert torch.equal(overlap_weight_map(mask, overlap_weight=0.0), mask)
     torch.testing.assert_close(overlap_weight_map(mask, 0.1), mask + 0.1 * (1 - mask))
+
+
+@pytest.mark.parametrize("setting", ["center", "random_region"])
+def test_context_encoder_loss_weighs_known_pixels_by_its_setting(setting):
+    torch.manual_seed(0)
+    pred, target = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8)
+    mask = (torch.rand(2, 1, 8, 8) > 0.5).float()
+    loss = ContextEncoderLoss(setting, reconstruction_weight=0.5, known_weight=0.25)
+    known_weight = 10.0 if setting == "center" else 0.25  # overlap_weight's default is 10
+    expected = context_encoder_l2(pred, target, mask + known_weight * (1 - mask))
+    terms = loss(pred, target, mask)
+    torch.testing.assert_close(terms["reconstruction"], expected)
+    torch.testing.assert_close(terms["total"], 0.5 * expected)
+    with pytest.raises(ConfigError, match="model.setting"):
+        ContextEncoderLoss("everywhere")
+
+
+def test_with_adversarial_adds_the_weighted_generator_term():
+    terms = {"l1": torch.tensor(0.2), "total": torch.tensor(0.2)}
+    loss = GeneratorLoss(AdversarialLoss("lsgan"), adversarial_weight=0.1)
+    added = loss.with_adversarial(terms, FAKE)
+    expected = AdversarialLoss("lsgan").generator_loss(FAKE)
+    torch.testing.assert_close(added["adversarial"], expected)
+    torch.testing.assert_close(added["total"], 0.2 + 0.1 * expected)
+    assert added["l1"] is terms["l1"] and "adversarial" not in terms  # a new dict
+    d_loss = AdversarialLoss("lsgan").discriminator_loss(REAL, FAKE)
+    torch.testing.assert_close(loss.discriminator_loss(REAL, FAKE), d_loss)
+
+
+# each variant's loss config: the criteria it builds (EdgeConnect: one per generator)
+LOSS_CONFIGS = {
+    "context_encoder": [[]],
+    "pconv": [[]],
+    "edgeconnect": [["edge"], ["inpaint"]],
+}
+
+
+@pytest.mark.parametrize("name", LOSS_CONFIGS)
+def test_every_loss_config_builds_the_one_protocol(name):
+    overrides = [f"+loss={name}", "loss.adversarial.kind=hinge"]
+    if name != "context_encoder":
+        overrides.append("loss.vgg_weights=none")
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        config = compose(overrides=overrides).loss
+    for path in LOSS_CONFIGS[name]:
+        node = config
+        for key in path:
+            node = node[key]
+        criterion = instantiate(node)
+        assert isinstance(criterion, GeneratorLoss)
+        assert criterion.adversarial.kind == "hinge"  # EdgeConnect's pair shares one setting
+        assert criterion.adversarial_weight == node.adversarial_weight

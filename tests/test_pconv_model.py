@@ -24,6 +24,7 @@ def make_module(adversarial_weight=0.0, depth=4, vgg_terms=True, **kwargs) -> Pa
         },
         optimizer={"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-3},
         loss={
+            "_target_": "inpaintlab.losses.pconv.PartialConvLoss",
             "valid": 1.0,
             "hole": 6.0,
             "perceptual": 0.05 if vgg_terms else 0.0,

@@ -30,14 +30,21 @@ def edge_detector() -> dict:
 def edgeconnect_loss() -> dict:
     """EdgeConnect's loss weights, the paper's without the VGG terms (a new dict)."""
     return {
-        "edge_adversarial": 1.0,
-        "feature_matching": 10.0,
-        "l1": 1.0,
-        "inpaint_adversarial": 0.1,
-        "perceptual": 0.0,
-        "style": 0.0,
-        "vgg_weights": "none",
-        "adversarial": ADVERSARIAL,
+        "edge": {
+            "_target_": "inpaintlab.losses.edgeconnect.EdgeConnectEdgeLoss",
+            "feature_matching": 10.0,
+            "adversarial_weight": 1.0,
+            "adversarial": ADVERSARIAL,
+        },
+        "inpaint": {
+            "_target_": "inpaintlab.losses.edgeconnect.EdgeConnectInpaintLoss",
+            "l1": 1.0,
+            "perceptual": 0.0,
+            "style": 0.0,
+            "vgg_weights": "none",
+            "adversarial_weight": 0.1,
+            "adversarial": ADVERSARIAL,
+        },
     }
 
 
@@ -51,6 +58,7 @@ def pconv(channels: int, **switches) -> PartialConvModule:
         discriminator=patch_discriminator(channels),
         optimizer=ADAM,
         loss={
+            "_target_": "inpaintlab.losses.pconv.PartialConvLoss",
             "valid": 1.0,
             "hole": 6.0,
             "perceptual": 0.0,
@@ -93,6 +101,7 @@ def context_encoder(channels: int, setting: str, **switches) -> ContextEncoderMo
         ),
         optimizer=ADAM,
         loss={
+            "_target_": "inpaintlab.losses.reconstruction.ContextEncoderLoss",
             "reconstruction_weight": 0.999,
             "adversarial_weight": 0.001,
             "overlap_weight": 10.0,

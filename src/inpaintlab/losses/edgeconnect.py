@@ -1,5 +1,6 @@
-"""EdgeConnect's generator losses (Nazeri et al. 2019) other than the adversarial term:
-discriminator feature matching (edge model) and the inpainting model's L1, perceptual, style."""
+"""EdgeConnect's generator losses (Nazeri et al. 2019): the edge model's adversarial and
+discriminator feature-matching terms, the inpainting model's L1, perceptual, style and
+adversarial terms."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from inpaintlab.losses.adversarial import AdversarialLoss
+from inpaintlab.losses.generator_loss import GeneratorLoss, weighted_total
 from inpaintlab.losses.perceptual import perceptual_loss, style_loss
 from inpaintlab.networks.vgg import VGGFeatures
 
@@ -39,9 +42,42 @@ def feature_matching_loss(
     return torch.stack([F.l1_loss(fake, real.detach()) for fake, real in pairs]).sum()
 
 
-class EdgeConnectInpaintLoss(nn.Module):
-    """The inpainting generator's non-adversarial loss: l1 L_l1 + perceptual L_perc + style
-    L_style, the paper's weights by default (style 250, confirmed by the authors).
+class EdgeConnectEdgeLoss(GeneratorLoss):
+    """The edge generator's loss: feature_matching L_FM + adversarial_weight L_adv, the
+    paper's weights by default (10 and 1).
+
+    `forward(fake_features, real_features)` takes the edge discriminator's features of the
+    fake and the real (grey image, edges) pairs; `with_adversarial` adds L_adv.
+
+    Example:
+        >>> EdgeConnectEdgeLoss()([torch.zeros(2)], [torch.ones(2)])
+        {'feature_matching': tensor(1.), 'total': tensor(10.)}
+    """
+
+    def __init__(
+        self,
+        feature_matching: float = 10.0,
+        adversarial: AdversarialLoss | None = None,
+        adversarial_weight: float = 1.0,
+    ) -> None:
+        super().__init__(adversarial, adversarial_weight)
+        self.feature_matching = feature_matching
+
+    def forward(
+        self, fake_features: Sequence[Tensor], real_features: Sequence[Tensor]
+    ) -> dict[str, Tensor]:
+        """{"feature_matching": L_FM, "total": its weighted value}."""
+        matching = feature_matching_loss(fake_features, real_features)
+        return {"feature_matching": matching, "total": self.feature_matching * matching}
+
+    def extra_repr(self) -> str:
+        return f"feature_matching={self.feature_matching}, {super().extra_repr()}"
+
+
+class EdgeConnectInpaintLoss(GeneratorLoss):
+    """The inpainting generator's loss: l1 L_l1 + perceptual L_perc + style L_style
+    + adversarial_weight L_adv, the paper's weights by default (style 250, confirmed by the
+    authors; adversarial 0.1).
 
     `forward(output, target, mask)` takes G2's raw output, the ground truth and the mask
     (1 = hole). "l1" is the mean |output - target| over the whole image divided by the hole
@@ -53,9 +89,10 @@ class EdgeConnectInpaintLoss(nn.Module):
     neither computed nor returned; with perceptual and style both 0 no VGG is built.
     `features` replaces the VGG: any module mapping images to a dict holding those layers.
 
-    The adversarial term (weight 0.1 in the paper) is not here: the LightningModule that owns
-    the discriminator adds it. The released code fed VGG19 unnormalised [0, 1] images; here
-    VGGFeatures normalises with the ImageNet statistics that torchvision's weights expect.
+    The adversarial term is added by `with_adversarial` from the discriminator's logits (the
+    LightningModule owns the discriminator). The released code fed VGG19 unnormalised [0, 1]
+    images; here VGGFeatures normalises with the ImageNet statistics that torchvision's
+    weights expect.
 
     Example:
         >>> loss = EdgeConnectInpaintLoss(perceptual=0.0, style=0.0)
@@ -72,8 +109,10 @@ class EdgeConnectInpaintLoss(nn.Module):
         style: float = 250.0,
         vgg_weights: str | os.PathLike = "imagenet",
         features: nn.Module | None = None,
+        adversarial: AdversarialLoss | None = None,
+        adversarial_weight: float = 0.1,
     ) -> None:
-        super().__init__()
+        super().__init__(adversarial, adversarial_weight)
         self.weights = dict(l1=l1, perceptual=perceptual, style=style)
         if not (perceptual or style):
             features = None
@@ -82,7 +121,7 @@ class EdgeConnectInpaintLoss(nn.Module):
         self.features = features
 
     def extra_repr(self) -> str:
-        return f"weights={self.weights}"
+        return f"weights={self.weights}, {super().extra_repr()}"
 
     def forward(self, output: Tensor, target: Tensor, mask: Tensor) -> dict[str, Tensor]:
         """{term name: unweighted value} for the non-zero weights, plus the weighted "total"."""
@@ -91,8 +130,7 @@ class EdgeConnectInpaintLoss(nn.Module):
             terms["l1"] = _hole_scaled_l1(output, target, mask)
         if self.features is not None:
             terms.update(self._feature_terms(output, target, mask))
-        total = sum((self.weights[name] * v for name, v in terms.items()), output.new_zeros(()))
-        return {**terms, "total": total}
+        return {**terms, "total": weighted_total(terms, self.weights, output)}
 
     def _feature_terms(self, output: Tensor, target: Tensor, mask: Tensor) -> dict[str, Tensor]:
         """Perceptual and style terms (those weighted) from one feature pass over their images."""

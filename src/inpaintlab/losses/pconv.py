@@ -8,6 +8,8 @@ import torch
 from torch import Tensor, nn
 
 from inpaintlab.errors import ConfigError
+from inpaintlab.losses.adversarial import AdversarialLoss
+from inpaintlab.losses.generator_loss import GeneratorLoss, weighted_total
 from inpaintlab.losses.perceptual import perceptual_loss, style_loss
 from inpaintlab.losses.total_variation import dilate_holes, total_variation
 from inpaintlab.networks.vgg import VGGFeatures
@@ -27,12 +29,13 @@ WEIGHT_OF = {
 }
 
 
-class PartialConvLoss(nn.Module):
+class PartialConvLoss(GeneratorLoss):
     """L = valid L_valid + hole L_hole + perceptual L_perc + style (L_style_out + L_style_comp)
     + tv L_tv, the paper's weights by default, plus hole_l2 L_hole_l2 (not in the paper;
     weight 0 by default): the mean squared error on the holes, whose optimum is the
     conditional mean that PSNR rewards, where L1's is the median (for a residual over a
-    classical fill, mostly 0).
+    classical fill, mostly 0). The paper trains without a discriminator: `adversarial_weight`
+    0 by default (a module that sees a positive weight builds a PatchGAN).
 
     `forward(output, target, mask)` takes the generator's raw output, the ground truth and the
     mask (1 = hole) and builds the composite itself. L1 terms are size-averaged over B*C*H*W;
@@ -62,8 +65,10 @@ class PartialConvLoss(nn.Module):
         vgg_weights: str | os.PathLike = "imagenet",
         tv_region: str = "dilated_hole",
         features: nn.Module | None = None,
+        adversarial: AdversarialLoss | None = None,
+        adversarial_weight: float = 0.0,
     ) -> None:
-        super().__init__()
+        super().__init__(adversarial, adversarial_weight)
         if tv_region not in TV_REGIONS:
             raise ConfigError(
                 f"unknown tv_region {tv_region!r}; use one of {', '.join(TV_REGIONS)}"
@@ -79,7 +84,7 @@ class PartialConvLoss(nn.Module):
         self.features = features
 
     def extra_repr(self) -> str:
-        return f"weights={self.weights}, tv_region={self.tv_region!r}"
+        return f"weights={self.weights}, tv_region={self.tv_region!r}, {super().extra_repr()}"
 
     def forward(self, output: Tensor, target: Tensor, mask: Tensor) -> dict[str, Tensor]:
         """{term name: unweighted value} for the non-zero weights, plus the weighted "total"."""
@@ -90,10 +95,8 @@ class PartialConvLoss(nn.Module):
         if self.weights["tv"]:
             region = dilate_holes(mask) if self.tv_region == "dilated_hole" else None
             terms["tv"] = total_variation(composed, region)
-        total = sum(
-            (self.weights[WEIGHT_OF[name]] * v for name, v in terms.items()), output.new_zeros(())
-        )
-        return {**terms, "total": total}
+        weights = {name: self.weights[WEIGHT_OF[name]] for name in terms}
+        return {**terms, "total": weighted_total(terms, weights, output)}
 
     def _pixel_terms(self, output: Tensor, target: Tensor, mask: Tensor) -> dict[str, Tensor]:
         """L1 on known ("valid") and hole pixels and the squared error on hole pixels

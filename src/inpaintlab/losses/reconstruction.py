@@ -1,6 +1,14 @@
-"""The Context Encoder's pixel reconstruction loss: an L2 weighted per pixel."""
+"""The Context Encoder's loss: an L2 weighted per pixel, and the adversarial term."""
+
+from __future__ import annotations
 
 from torch import Tensor
+
+from inpaintlab.errors import ConfigError
+from inpaintlab.losses.adversarial import AdversarialLoss
+from inpaintlab.losses.generator_loss import GeneratorLoss
+
+SETTINGS = ("center", "random_region")
 
 
 def overlap_weight_map(mask_patch: Tensor, overlap_weight: float = 10.0) -> Tensor:
@@ -20,3 +28,52 @@ def context_encoder_l2(pred: Tensor, target: Tensor, weight: Tensor) -> Tensor:
     matrix). The 0.999 reconstruction factor is not applied here: the model applies it.
     """
     return (weight * (pred - target).square()).mean()
+
+
+class ContextEncoderLoss(GeneratorLoss):
+    """L = reconstruction_weight L_rec + adversarial_weight L_adv (0.999 and 0.001, Pathak et
+    al.), L_rec the weighted L2 of `context_encoder_l2`.
+
+    `forward(pred, target, mask)` takes the prediction, what it must reproduce and the hole
+    mask of that region (1 = hole). In the "center" setting these are the centre patch, whose
+    known pixels (the overlap band) weigh `overlap_weight` (10 in the paper); in the
+    "random_region" setting the whole image, whose known pixels weigh `known_weight` (0: the
+    hole only). The module building this loss passes its `setting`.
+
+    Example:
+        >>> import torch
+        >>> mask = torch.tensor([[[[1.0, 0.0]]]])
+        >>> loss = ContextEncoderLoss("center", reconstruction_weight=1.0)
+        >>> loss(torch.zeros(1, 1, 1, 2), torch.ones(1, 1, 1, 2), mask)["reconstruction"]
+        tensor(5.5000)
+    """
+
+    def __init__(
+        self,
+        setting: str = "center",
+        reconstruction_weight: float = 0.999,
+        overlap_weight: float = 10.0,
+        known_weight: float = 0.0,
+        adversarial: AdversarialLoss | None = None,
+        adversarial_weight: float = 0.001,
+    ) -> None:
+        if setting not in SETTINGS:
+            raise ConfigError(f"model.setting={setting!r} is not one of {', '.join(SETTINGS)}")
+        super().__init__(adversarial, adversarial_weight)
+        self.reconstruction_weight = reconstruction_weight
+        self.known_pixel_weight = overlap_weight if setting == "center" else known_weight
+
+    def forward(self, pred: Tensor, target: Tensor, mask: Tensor) -> dict[str, Tensor]:
+        """{"reconstruction": L_rec, "total": its weighted value}."""
+        weight = overlap_weight_map(mask, self.known_pixel_weight)
+        reconstruction = context_encoder_l2(pred, target, weight)
+        return {
+            "reconstruction": reconstruction,
+            "total": self.reconstruction_weight * reconstruction,
+        }
+
+    def extra_repr(self) -> str:
+        return (
+            f"reconstruction_weight={self.reconstruction_weight}, "
+            f"known_pixel_weight={self.known_pixel_weight}, {super().extra_repr()}"
+        )

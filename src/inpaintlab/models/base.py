@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import hydra
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -15,6 +16,7 @@ from torch import Tensor, nn
 
 from inpaintlab import __version__
 from inpaintlab.errors import CheckpointError, one_line
+from inpaintlab.losses.generator_loss import GeneratorLoss
 from inpaintlab.metrics.image import BinnedMetrics
 from inpaintlab.models.checkpoint import CHECKPOINT_KEY, count_the_finished_batch, read_checkpoint
 from inpaintlab.models.manual_gan import ManualGANModule
@@ -79,16 +81,30 @@ class InpaintingModule(ManualGANModule):
         return image, mask
 
     def discriminator_step(
-        self, discriminator: nn.Module, real: Tensor, fake: Tensor, optimizer: Any, name: str
+        self,
+        discriminator: nn.Module,
+        criterion: GeneratorLoss,
+        real: Tensor,
+        fake: Tensor,
+        optimizer: Any,
+        name: str,
     ) -> Tensor:
-        """One update of `discriminator` (real against the detached `fake`) with the variant's
-        adversarial loss (`self.adversarial`); logs the loss as train/<name> and returns it."""
-        loss = self.adversarial.discriminator_loss(
-            discriminator(real), discriminator(fake.detach())
-        )
+        """One update of `discriminator` (real against the detached `fake`) with the loss of
+        the generator it judges (`criterion`); logs it as train/<name> and returns it."""
+        loss = criterion.discriminator_loss(discriminator(real), discriminator(fake.detach()))
         self.step_optimizer(optimizer, loss, name)
         self.log(f"train/{name}", loss, on_epoch=True)
         return loss
+
+    def generator_step(
+        self, optimizer: Any, terms: dict[str, Tensor], name: str, prefix: str = ""
+    ) -> None:
+        """One generator update on terms["total"] (logged as train/<name>); the other terms
+        are logged as train/<prefix><term>."""
+        self.step_optimizer(optimizer, terms["total"], name)
+        self.log(f"train/{name}", terms["total"], on_epoch=True, prog_bar=True)
+        named = {f"train/{prefix}{k}": v for k, v in terms.items() if k != "total"}
+        self.log_dict(named, on_epoch=True)
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         # the sample grid is built and written by the first process only
@@ -124,6 +140,12 @@ class InpaintingModule(ManualGANModule):
     def sample_extras(self, image: Tensor, mask: Tensor) -> list[Tensor]:
         """Extra tiles for each row of the sample grid (e.g. edge maps); none by default."""
         return []
+
+    @staticmethod
+    def build_loss(config: dict, **arguments: Any) -> GeneratorLoss:
+        """A loss config (conf/loss/) built by instantiate, `arguments` added; the modules call
+        this when fitting starts, so evaluation and inference never build a VGG."""
+        return hydra.utils.instantiate(config, **arguments)
 
     def fitting_from_scratch(self, stage: str) -> bool:
         """Whether `stage` starts a new fit (not a resumed one, not validation or testing)."""

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from inpaintlab.errors import ConfigError
-from inpaintlab.losses.reconstruction import context_encoder_l2, overlap_weight_map
+from inpaintlab.losses.reconstruction import SETTINGS, ContextEncoderLoss
 from inpaintlab.models.base import InpaintingModule, plain
 from inpaintlab.networks.context_encoder import (
     center_patch_box,
@@ -17,8 +17,6 @@ from inpaintlab.networks.context_encoder import (
     paste_center_patch,
 )
 from inpaintlab.ops.compositing import holes_outside
-
-SETTINGS = ("center", "random_region")
 
 
 class ContextEncoderModule(InpaintingModule):
@@ -56,8 +54,8 @@ class ContextEncoderModule(InpaintingModule):
         image_size = generator["image_size"]
         patch = image_size // 2 if setting == "center" else image_size
         self.discriminator = hydra.utils.instantiate(discriminator, input_size=patch)
-        self.adversarial = hydra.utils.instantiate(loss["adversarial"])
-        self.loss_weights = {k: v for k, v in loss.items() if k != "adversarial"}
+        # built when fitting starts, like every variant's loss
+        self.criterion: ContextEncoderLoss | None = None
         self.build_generator_average()
 
     @property
@@ -75,6 +73,11 @@ class ContextEncoderModule(InpaintingModule):
             "discriminator": self.build_optimizer(self.discriminator.parameters()),
         }
 
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        if stage == "fit" and self.criterion is None:
+            self.criterion = self.build_loss(self.hparams.loss, setting=self.setting)
+
     def inpaint(self, image: Tensor, mask: Tensor) -> Tensor:
         self._check_holes(mask)
         pred = self.inference_network("generator")(image, mask).clamp(0, 1)
@@ -88,28 +91,27 @@ class ContextEncoderModule(InpaintingModule):
             self._check_holes(mask)
         optimizers = self.named_optimizers()
         pred = self.generator(image, mask)
-        real, weight = self._targets(image, mask)
-        use_adversarial = self.loss_weights["adversarial_weight"] > 0
+        real, hole = self._targets(image, mask)
+        use_adversarial = self.criterion.adversarial_weight > 0
         if use_adversarial:
             self.discriminator_step(
-                self.discriminator, real, pred, optimizers["discriminator"], "d_loss"
+                self.discriminator,
+                self.criterion,
+                real,
+                pred,
+                optimizers["discriminator"],
+                "d_loss",
             )
-        rec_loss = context_encoder_l2(pred, real, weight)
-        g_loss = self.loss_weights["reconstruction_weight"] * rec_loss
+        terms = self.criterion(pred, real, hole)
         if use_adversarial:
-            adv_loss = self.adversarial.generator_loss(self.discriminator(pred))
-            g_loss = g_loss + self.loss_weights["adversarial_weight"] * adv_loss
-            self.log("train/g_adv", adv_loss, on_epoch=True)
-        self.step_optimizer(optimizers["generator"], g_loss, "g_loss")
-        self.log("train/g_loss", g_loss, on_epoch=True, prog_bar=True)
-        self.log("train/rec_loss", rec_loss, on_epoch=True)
+            terms = self.criterion.with_adversarial(terms, self.discriminator(pred))
+        self.generator_step(optimizers["generator"], terms, "g_loss")
 
     def _targets(self, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        """What the generator must reproduce, and the per-pixel L2 weight."""
+        """What the generator must reproduce, and its hole mask."""
         if self.setting == "random_region":
-            return image, overlap_weight_map(mask, self.loss_weights["known_weight"])
-        weight = overlap_weight_map(crop_center_patch(mask), self.loss_weights["overlap_weight"])
-        return crop_center_patch(image), weight
+            return image, mask
+        return crop_center_patch(image), crop_center_patch(mask)
 
     def _check_holes(self, mask: Tensor) -> None:
         """In the centre setting every hole must lie inside the predicted centre patch."""

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from inpaintlab.data.edges import greyscale, mask_edges
 from inpaintlab.errors import ConfigError
-from inpaintlab.losses.edgeconnect import EdgeConnectInpaintLoss, feature_matching_loss
+from inpaintlab.losses.edgeconnect import EdgeConnectEdgeLoss, EdgeConnectInpaintLoss
 from inpaintlab.metrics.edges import EdgeAccuracy
 from inpaintlab.models.base import InpaintingModule, plain
 from inpaintlab.networks.edgeconnect import SIDE_MULTIPLE, composite_edges
@@ -74,9 +74,9 @@ class EdgeConnectModule(InpaintingModule):
         )
         self.inpaint_discriminator = hydra.utils.instantiate(inpaint_discriminator)
         self.edge_detector = hydra.utils.instantiate(edges)
-        self.adversarial = hydra.utils.instantiate(loss["adversarial"])
-        self.weights = {k: v for k, v in loss.items() if k != "adversarial"}
-        # built when fitting starts: evaluation and inference never load the VGG weights
+        # one loss per generator, built when fitting starts: evaluation and inference never
+        # load the VGG weights
+        self.edge_loss: EdgeConnectEdgeLoss | None = None
         self.inpaint_loss: EdgeConnectInpaintLoss | None = None
         self.val_edges = EdgeAccuracy()
         self._canny_rng: torch.Generator | None = None
@@ -121,9 +121,11 @@ class EdgeConnectModule(InpaintingModule):
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
-        if stage == "fit" and self.inpaint_loss is None and "inpaint" in STAGE_PAIRS[self.stage]:
-            terms = ("l1", "perceptual", "style", "vgg_weights")
-            self.inpaint_loss = EdgeConnectInpaintLoss(**{k: self.weights[k] for k in terms})
+        if stage == "fit" and self.edge_loss is None:
+            # the inpainting loss (and its VGG) only for a stage that trains its generator
+            self.edge_loss = self.build_loss(self.hparams.loss["edge"])
+            if "inpaint" in STAGE_PAIRS[self.stage]:
+                self.inpaint_loss = self.build_loss(self.hparams.loss["inpaint"])
         if self.fitting_from_scratch(stage) and self.hparams.edge_ckpt:
             self.load_network_weights(
                 self.hparams.edge_ckpt, ["edge_generator"], ["edge_discriminator"]
@@ -172,39 +174,36 @@ class EdgeConnectModule(InpaintingModule):
         predicted = self.edge_generator(grey, edges, mask)
         real, fake = torch.cat([grey, edges], 1), torch.cat([grey, predicted], 1)
         self.discriminator_step(
-            self.edge_discriminator, real, fake, optimizers["edge_discriminator"], "edge_d_loss"
+            self.edge_discriminator,
+            self.edge_loss,
+            real,
+            fake,
+            optimizers["edge_discriminator"],
+            "edge_d_loss",
         )
         fake_logits, fake_features = self.edge_discriminator.forward_with_features(fake)
         _, real_features = self.edge_discriminator.forward_with_features(real)
-        adversarial = self.adversarial.generator_loss(fake_logits)
-        matching = feature_matching_loss(fake_features, real_features)
-        g_loss = (
-            self.weights["edge_adversarial"] * adversarial
-            + self.weights["feature_matching"] * matching
+        terms = self.edge_loss.with_adversarial(
+            self.edge_loss(fake_features, real_features), fake_logits
         )
-        self.step_optimizer(optimizers["edge_generator"], g_loss, "edge_g_loss")
-        self.log_dict(
-            {
-                "train/edge_g_loss": g_loss,
-                "train/edge_adversarial": adversarial,
-                "train/edge_feature_matching": matching,
-            },
-            on_epoch=True,
-        )
+        self.generator_step(optimizers["edge_generator"], terms, "edge_g_loss", prefix="edge_")
         return predicted
 
     def _inpaint_step(self, image, mask, edges, optimizers) -> None:
         """One D2 and one G2 update on the given guide edges."""
         output = self.inpaint_generator(image, edges, mask)
         self.discriminator_step(
-            self.inpaint_discriminator, image, output, optimizers["inpaint_discriminator"], "d_loss"
+            self.inpaint_discriminator,
+            self.inpaint_loss,
+            image,
+            output,
+            optimizers["inpaint_discriminator"],
+            "d_loss",
         )
-        terms = self.inpaint_loss(output, image, mask)
-        terms["adversarial"] = self.adversarial.generator_loss(self.inpaint_discriminator(output))
-        g_loss = terms["total"] + self.weights["inpaint_adversarial"] * terms["adversarial"]
-        self.step_optimizer(optimizers["inpaint_generator"], g_loss, "g_loss")
-        self.log("train/g_loss", g_loss, on_epoch=True, prog_bar=True)
-        self.log_dict({f"train/{k}": v for k, v in terms.items() if k != "total"}, on_epoch=True)
+        terms = self.inpaint_loss.with_adversarial(
+            self.inpaint_loss(output, image, mask), self.inpaint_discriminator(output)
+        )
+        self.generator_step(optimizers["inpaint_generator"], terms, "g_loss")
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         super().validation_step(batch, batch_idx)

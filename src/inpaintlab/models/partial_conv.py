@@ -11,8 +11,6 @@ from torch.optim import Optimizer
 from inpaintlab.losses.pconv import PartialConvLoss
 from inpaintlab.models.base import InpaintingModule, plain
 
-ADVERSARIAL_KEYS = ("adversarial_weight", "adversarial")
-
 
 class PartialConvModule(InpaintingModule):
     """The paper's loss (valid/hole L1, perceptual, style, total variation) on a PConv U-Net.
@@ -45,12 +43,9 @@ class PartialConvModule(InpaintingModule):
         )
         # built when fitting starts: evaluation and inference never load the VGG weights
         self.criterion: PartialConvLoss | None = None
-        self.loss_terms = {k: v for k, v in loss.items() if k not in ADVERSARIAL_KEYS}
-        self.adversarial_weight = loss["adversarial_weight"]
         self.discriminator = None
-        if self.adversarial_weight > 0:
+        if loss.get("adversarial_weight", 0) > 0:
             self.discriminator = hydra.utils.instantiate(discriminator)
-            self.adversarial = hydra.utils.instantiate(loss["adversarial"])
         self.build_generator_average()
 
     @property
@@ -69,7 +64,7 @@ class PartialConvModule(InpaintingModule):
     def setup(self, stage: str) -> None:
         super().setup(stage)
         if stage == "fit" and self.criterion is None:
-            self.criterion = PartialConvLoss(**self.loss_terms)
+            self.criterion = self.build_loss(self.hparams.loss)
         if self.fitting_from_scratch(stage) and self.hparams.init_from:
             self.load_network_weights(self.hparams.init_from, ["generator"], ["discriminator"])
 
@@ -82,13 +77,14 @@ class PartialConvModule(InpaintingModule):
         output = self.generator(image, mask)
         if self.discriminator is not None:
             self.discriminator_step(
-                self.discriminator, image, output, optimizers["discriminator"], "d_loss"
+                self.discriminator,
+                self.criterion,
+                image,
+                output,
+                optimizers["discriminator"],
+                "d_loss",
             )
         terms = self.criterion(output, image, mask)
-        g_loss = terms["total"]
         if self.discriminator is not None:
-            terms["adversarial"] = self.adversarial.generator_loss(self.discriminator(output))
-            g_loss = g_loss + self.adversarial_weight * terms["adversarial"]
-        self.step_optimizer(optimizers["generator"], g_loss, "g_loss")
-        self.log("train/g_loss", g_loss, on_epoch=True, prog_bar=True)
-        self.log_dict({f"train/{k}": v for k, v in terms.items() if k != "total"}, on_epoch=True)
+            terms = self.criterion.with_adversarial(terms, self.discriminator(output))
+        self.generator_step(optimizers["generator"], terms, "g_loss")

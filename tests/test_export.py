@@ -1,7 +1,11 @@
-"""`inpaintlab export`: torch.export programs give the eager Inpainter's output."""
+"""`inpaintlab export`: torch.export programs and ONNX models give the eager Inpainter's
+output."""
 
 from __future__ import annotations
 
+import sys
+
+import numpy as np
 import pytest
 import torch
 from tiny_checkpoints import KINDS, save_checkpoint, tiny_model
@@ -33,6 +37,32 @@ def test_exported_program_matches_the_eager_inpainter(tmp_path, kind, channels):
     assert result.shape == expected.shape
     assert torch.allclose(result, expected, atol=1e-5)
     assert torch.equal(result[1], image[1])
+
+
+@pytest.mark.parametrize(("kind", "channels"), [*((k, 3) for k in KINDS), ("pconv", 1)])
+def test_onnx_model_runs_in_onnx_runtime_as_the_eager_inpainter(tmp_path, kind, channels):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    ckpt = save_checkpoint(tiny_model(kind, channels), tmp_path / "model.ckpt")
+    exported = export_checkpoint(ckpt, tmp_path / "model.onnx", size=(36, 50))
+    assert exported.max_difference < 1e-5
+    session = onnxruntime.InferenceSession(str(exported.path))
+    image, mask = batch(channels, 36, 50, n=4)  # another batch size than the traced one
+    result = session.run(None, {"image": image.numpy(), "mask": mask.numpy()})[0]
+    expected = Inpainter.from_checkpoint(ckpt, "cpu")(image, mask).numpy()
+    assert result.shape == expected.shape
+    assert np.abs(result - expected).max() < 1e-5
+    assert np.array_equal(result[1], image[1].numpy())  # no hole: the photo, bit for bit
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.ckpt", "model.onnx"]
+
+
+def test_onnx_without_its_extra_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxscript", None)  # as find_spec sees a missing module
+    ckpt = save_checkpoint(tiny_model("pconv"), tmp_path / "model.ckpt")
+    out = tmp_path / "model.onnx"
+    assert main(["export", "--ckpt", str(ckpt), "--out", str(out), "--size", "32", "32"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "pip install 'inpaintlab[onnx]'" in err and "\n" not in err
+    assert not out.exists()
 
 
 def test_export_size_defaults_to_the_training_size(tmp_path, capsys):

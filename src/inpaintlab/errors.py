@@ -12,6 +12,7 @@ EXTRAS = {
     "tensorboard": ("tensorboard",),
     "cluster": ("submitit",),
     "app": ("gradio",),
+    "onnx": ("onnx", "onnxscript", "onnxruntime"),
 }
 
 

@@ -1,9 +1,9 @@
 """The `inpaintlab` command: `train` and `eval` run the Hydra tasks (the same overrides as a
 checkout's train.py and eval.py), `masks` previews a mask config, `inpaint` fills the holes of
 your own photos with a checkpoint or release file, `export` saves a checkpoint as a
-torch.export program, `release` keeps a checkpoint's generator weights for inference
-(.safetensors), `app` serves a page where you paint the damage. Each command imports what it
-needs when it runs, so `--help` answers at once."""
+torch.export program or an ONNX model, `release` keeps a checkpoint's generator weights for
+inference (.safetensors), `app` serves a page where you paint the damage. Each command imports
+what it needs when it runs, so `--help` answers at once."""
 
 from __future__ import annotations
 
@@ -99,7 +99,7 @@ def new_output(args: argparse.Namespace) -> Path:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    """Export a checkpoint with torch.export."""
+    """Export a checkpoint as a torch.export program or an ONNX model."""
     from inpaintlab.apps.export import export_checkpoint
 
     out = new_output(args)
@@ -268,9 +268,11 @@ def add_export_parser(commands: argparse._SubParsersAction) -> None:
     export = add_checkpoint_command(
         commands,
         "export",
-        help="export a checkpoint with torch.export (.pt2) for deployment",
-        description="Save a program mapping (image, mask 1 = hole) at one size, any batch, to "
-        "the composite, as `inpaint` computes it; load it with torch.export.load(path).module().",
+        help="export a checkpoint as a torch.export program (.pt2) or an ONNX model (.onnx)",
+        description="Save a graph mapping (image, mask 1 = hole) at one size, any batch, to "
+        "the composite, as `inpaint` computes it: --out *.pt2 for torch.export.load(path)"
+        ".module(), --out *.onnx for ONNX Runtime (inputs `image` and `mask`; the [onnx] "
+        "extra). The written file is checked against the checkpoint on a test batch.",
         out="model.pt2",
     )
     export.add_argument(

@@ -44,6 +44,28 @@ def resize_image(image: Tensor, size: int | tuple[int, int]) -> Tensor:
 
 
 def resize_mask(mask: Tensor, size: int | tuple[int, int]) -> Tensor:
-    """The mask at `size`: a pixel is a hole if any full-size pixel under it is one."""
-    size = (size, size) if isinstance(size, int) else tuple(size)
-    return F.adaptive_max_pool2d(mask, size)
+    """The mask at `size`: a pixel is a hole if any full-size pixel under it is one.
+
+    Example:
+        >>> resize_mask(torch.tensor([[[[0.0, 0.0, 1.0, 0.0, 0.0]]]]), (1, 2))
+        tensor([[[[1., 1.]]]])
+    """
+    height, width = (size, size) if isinstance(size, int) else tuple(size)
+    return _window_max(_window_max(mask, 2, height), 3, width)
+
+
+def _window_max(x: Tensor, dim: int, size: int) -> Tensor:
+    """adaptive_max_pool2d along dimension `dim` of `x` (2 or 3) to `size`: output i is the
+    maximum of inputs floor(i n / size) to ceil((i + 1) n / size) - 1, gathered by index
+    (ONNX has no adaptive max pooling for sizes that do not divide)."""
+    length = x.shape[dim]
+    starts = [i * length // size for i in range(size)]
+    ends = [-(-(i + 1) * length // size) for i in range(size)]
+    width = max(end - start for start, end in zip(starts, ends, strict=True))
+    index = [
+        min(start + k, end - 1)
+        for start, end in zip(starts, ends, strict=True)
+        for k in range(width)
+    ]
+    picked = x.index_select(dim, torch.tensor(index, device=x.device))
+    return picked.unflatten(dim, (size, width)).amax(dim + 1)

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 from omegaconf import DictConfig, open_dict
-from wandb_records import offline_wandb  # noqa: F401 (a fixture, shared with every module)
 
 from inpaintlab.conf import CONFIG_DIR
 from inpaintlab.runs.config import compose_outside_hydra
+from tests.wandb_records import offline_wandb  # noqa: F401 (a fixture, shared with every module)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = CONFIG_DIR

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from tiny_checkpoints import KINDS, save_tiny_checkpoints
 
 from inpaintlab.apps.cli import build_parser, main
 from inpaintlab.data.io import load_image
+from tests.tiny_checkpoints import KINDS, save_tiny_checkpoints
 
 
 @pytest.fixture(scope="module")

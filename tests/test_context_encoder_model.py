@@ -2,12 +2,12 @@
 
 import pytest
 import torch
-from helpers import SIZE, fit, smooth_images
 
 from inpaintlab.errors import ConfigError
 from inpaintlab.losses.reconstruction import context_encoder_l2
 from inpaintlab.models.context_encoder import ContextEncoderModule
 from inpaintlab.ops.compositing import composite
+from tests.helpers import SIZE, fit, smooth_images
 
 
 def make_module(setting="center", adversarial_weight=0.001, lr=2e-4) -> ContextEncoderModule:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import smooth_images
 from torchvision.utils import save_image
 
 from inpaintlab.training.task import resolve_auto_setting, train
+from tests.helpers import smooth_images
 
 MODELS = ("context_encoder", "pconv", "edgeconnect")
 

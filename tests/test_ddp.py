@@ -14,8 +14,6 @@ import pytest
 import pytorch_lightning as pl
 import torch
 import torch.multiprocessing as mp
-from conftest import compose_config
-from helpers import TINY_OVERRIDES
 from omegaconf import OmegaConf
 from PIL import Image
 
@@ -24,6 +22,8 @@ from inpaintlab.errors import ConfigError
 from inpaintlab.models.checkpoint import read_checkpoint
 from inpaintlab.models.loading import model_from_checkpoint
 from inpaintlab.training.task import train
+from tests.conftest import compose_config
+from tests.helpers import TINY_OVERRIDES
 
 VAL_IMAGES = 3  # odd: a padding sampler would score one image twice with 2 processes
 

@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_script
+
+from tests.conftest import run_script
 
 
 def validation_psnr(run_dir: Path) -> list[float]:

@@ -3,13 +3,13 @@ both stages learn, inference works at any size."""
 
 import pytest
 import torch
-from helpers import SIZE, fit, smooth_images
-from tiny_checkpoints import ADAM, edge_detector, edgeconnect_loss, network
 
 from inpaintlab import Inpainter
 from inpaintlab.data.edges import greyscale
 from inpaintlab.errors import ConfigError
 from inpaintlab.models.edgeconnect import EdgeConnectModule
+from tests.helpers import SIZE, fit, smooth_images
+from tests.tiny_checkpoints import ADAM, edge_detector, edgeconnect_loss, network
 
 
 def make_module(stage="edge", **kwargs) -> EdgeConnectModule:

@@ -5,14 +5,6 @@ import json
 
 import pytest
 import torch
-from eval_helpers import (
-    MASK_RATIOS,
-    PooledColours,
-    folder_datamodule,
-    random_lpips,
-    write_mask_files,
-    write_photos,
-)
 from PIL import Image
 
 from inpaintlab.errors import ConfigError
@@ -22,6 +14,14 @@ from inpaintlab.evaluation.methods import check_specs, method_labels
 from inpaintlab.metrics.bins import BIN_NAMES, bin_index
 from inpaintlab.metrics.perceptual import FIDFeatures
 from inpaintlab.runs.folders import RESULT_FILES
+from tests.eval_helpers import (
+    MASK_RATIOS,
+    PooledColours,
+    folder_datamodule,
+    random_lpips,
+    write_mask_files,
+    write_photos,
+)
 
 SIZE = 32
 TEST_IMAGES = 10

@@ -4,8 +4,6 @@ import csv
 import json
 
 import pytest
-from conftest import compose_config, run_script
-from eval_helpers import write_mask_files, write_photos
 from PIL import Image
 
 from inpaintlab.errors import ConfigError
@@ -13,6 +11,8 @@ from inpaintlab.evaluation.evaluate import evaluate
 from inpaintlab.evaluation.figures import HEADER, PAD, PLOT_DPI, PLOT_SIZE, tile_scale
 from inpaintlab.runs.folders import RESULT_FILES
 from inpaintlab.training.task import train
+from tests.conftest import compose_config, run_script
+from tests.eval_helpers import write_mask_files, write_photos
 
 SIZE = 32
 BASELINES = ["telea", "navier_stokes", "biharmonic"]

@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-from eval_helpers import PooledColours, random_lpips
 from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
@@ -13,6 +12,7 @@ from inpaintlab.metrics.perceptual import (
     load_fid,
     load_lpips,
 )
+from tests.eval_helpers import PooledColours, random_lpips
 
 
 class GivenFeatures(nn.Module):

@@ -8,11 +8,11 @@ import sys
 import numpy as np
 import pytest
 import torch
-from tiny_checkpoints import KINDS, save_checkpoint, tiny_model
 
 from inpaintlab.apps.cli import main
 from inpaintlab.apps.export import export_checkpoint
 from inpaintlab.inference.inpainter import Inpainter
+from tests.tiny_checkpoints import KINDS, save_checkpoint, tiny_model
 
 
 def batch(channels: int, height: int, width: int, n: int = 3):

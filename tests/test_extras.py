@@ -7,9 +7,9 @@ import os
 import sys
 
 import pytest
-from conftest import run_script
 
 from inpaintlab.errors import EXTRAS, MissingExtraError, require_extra
+from tests.conftest import run_script
 
 
 def test_a_missing_module_names_its_extra(monkeypatch):

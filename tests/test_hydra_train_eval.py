@@ -10,12 +10,12 @@ import hydra
 import numpy as np
 import pytest
 import torch
-from conftest import CONF, run_script
-from helpers import TINY_NETWORKS
 from omegaconf import OmegaConf, open_dict
 from PIL import Image
 
 from inpaintlab.training.task import train
+from tests.conftest import CONF, run_script
+from tests.helpers import TINY_NETWORKS
 
 REQUIRED_KEYS = {
     ("data", "folder"): ("data.root",),
@@ -82,7 +82,7 @@ def test_every_config_composes_and_resolves(compose_train, tmp_path, group, opti
 
 
 def test_eval_config_composes(tmp_path):
-    from conftest import compose_config
+    from tests.conftest import compose_config
 
     cfg = compose_config("eval", ["ckpt_path=x.ckpt"], tmp_path)
     assert cfg.split == "test" and cfg.metrics.lpips == "auto" and list(cfg.methods) == []

@@ -9,8 +9,6 @@ import warnings
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import fit, smooth_images
-from tiny_checkpoints import CE_SIZE, KINDS, save_checkpoint, save_tiny_checkpoints, tiny_model
 
 from inpaintlab.errors import CheckpointError, ConfigError, DataError
 from inpaintlab.inference.inpainter import (
@@ -19,6 +17,14 @@ from inpaintlab.inference.inpainter import (
     binary_mask,
     resize_mask,
     select_device,
+)
+from tests.helpers import fit, smooth_images
+from tests.tiny_checkpoints import (
+    CE_SIZE,
+    KINDS,
+    save_checkpoint,
+    save_tiny_checkpoints,
+    tiny_model,
 )
 
 

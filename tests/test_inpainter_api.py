@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from tiny_checkpoints import tiny_model
 
 from inpaintlab import Inpainter
 from inpaintlab.errors import DataError
+from tests.tiny_checkpoints import tiny_model
 
 HEIGHT, WIDTH = 30, 44
 

@@ -8,10 +8,10 @@ import pickle
 from pathlib import Path
 
 import pytest
-from conftest import compose_config, run_script
 from omegaconf import OmegaConf
 
 from inpaintlab.training.sweeps import DDP_JOB_ENV, ddp_process_argv
+from tests.conftest import compose_config, run_script
 
 # a run of seconds: tiny networks, two training batches, one validation batch
 TINY_RUN = (

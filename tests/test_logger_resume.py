@@ -10,15 +10,9 @@ from types import SimpleNamespace
 
 import pytest
 import wandb
-from conftest import compose_config
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from test_ddp import one_thread, run_overrides, write_image_folder  # noqa: F401 (a fixture)
 from torch.utils.tensorboard import SummaryWriter
-from wandb_records import (
-    history,
-    of_type,
-    wandb_records,
-)
 
 from inpaintlab.training.loggers import (
     RUN_ID_FILE,
@@ -27,6 +21,12 @@ from inpaintlab.training.loggers import (
     read_run_id,
 )
 from inpaintlab.training.task import train
+from tests.conftest import compose_config
+from tests.wandb_records import (
+    history,
+    of_type,
+    wandb_records,
+)
 
 BATCHES = 2  # training batches per epoch: steps 0-1 in epoch 0, steps 2-3 in epoch 1
 KILLED = "-1.0"  # the values of rows a killed run logged after its last checkpoint

@@ -9,10 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import wandb
-from conftest import run_script
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from wandb_records import (
+
+from inpaintlab.models.context_encoder import ContextEncoderModule
+from inpaintlab.training.task import train
+from tests.conftest import run_script
+from tests.wandb_records import (
     exit_records,
     history,
     of_type,
@@ -20,9 +23,6 @@ from wandb_records import (
     synced_config,
     wandb_records,
 )
-
-from inpaintlab.models.context_encoder import ContextEncoderModule
-from inpaintlab.training.task import train
 
 SHORT_RUN = (
     "debug=limit",

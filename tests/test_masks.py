@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import mask_from_config
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from PIL import Image
@@ -20,6 +19,7 @@ from inpaintlab.data.masks import folder as folder_module
 from inpaintlab.data.masks.base import area_boxes
 from inpaintlab.data.masks.raster import draw_segments
 from inpaintlab.errors import ConfigError, DataError
+from tests.helpers import mask_from_config
 
 CONF_DIR = CONFIG_DIR
 H, W = 40, 48  # non-square on purpose

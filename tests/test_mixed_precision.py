@@ -6,7 +6,6 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from skimage import data as skimage_data
-from tiny_checkpoints import save_checkpoint, tiny_model
 from torch.utils.data import DataLoader
 
 from inpaintlab.data.augment import Augmentation
@@ -19,6 +18,7 @@ from inpaintlab.metrics.edges import edge_precision_recall
 from inpaintlab.metrics.image import BinnedMetrics, image_scores, ssim_per_image
 from inpaintlab.models.ema import WeightAverage
 from inpaintlab.ops.compositing import composite
+from tests.tiny_checkpoints import save_checkpoint, tiny_model
 
 BF16 = {"device_type": "cpu", "dtype": torch.bfloat16}
 

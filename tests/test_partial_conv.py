@@ -7,13 +7,13 @@ import pickle
 
 import pytest
 import torch
-from helpers import mask_from_config
 from torch import nn
 from torch.func import functional_call
 
 from inpaintlab.data.masks import CenterBoxMask
 from inpaintlab.networks import partial_conv
 from inpaintlab.networks.partial_conv import PartialConv2d
+from tests.helpers import mask_from_config
 
 B, C_IN, C_OUT, H, W = 4, 3, 2, 7, 9
 

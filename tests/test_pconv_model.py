@@ -2,11 +2,11 @@
 
 import pytest
 import torch
-from helpers import SIZE, fit, smooth_images
 
 from inpaintlab.errors import CheckpointError, DataError
 from inpaintlab.models.partial_conv import PartialConvModule
 from inpaintlab.networks.pconv_unet import PConvUNet
+from tests.helpers import SIZE, fit, smooth_images
 
 
 def make_module(adversarial_weight=0.0, depth=4, vgg_terms=True, **kwargs) -> PartialConvModule:

@@ -6,8 +6,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import fit, smooth_images
-from tiny_checkpoints import CE_SIZE, tiny_model
 
 from inpaintlab.data.masks import FreeFormMask
 from inpaintlab.errors import ConfigError
@@ -16,6 +14,8 @@ from inpaintlab.metrics.image import psnr_per_image
 from inpaintlab.networks import prefill
 from inpaintlab.networks.prefill import Prefill, equation_fill, mean_fill
 from inpaintlab.ops.compositing import composite
+from tests.helpers import fit, smooth_images
+from tests.tiny_checkpoints import CE_SIZE, tiny_model
 
 EQUATIONS = ("harmonic", "biharmonic")
 KINDS = ("mean", *EQUATIONS)

@@ -7,12 +7,12 @@ import re
 import shlex
 
 import pytest
-from conftest import CONF, ROOT
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from inpaintlab.runs.config import compose_outside_hydra
+from tests.conftest import CONF, ROOT
 
 SCRIPT = re.compile(r"python (train|eval)\.py")
 # a shell prompt, an environment assignment or a launcher before `python`

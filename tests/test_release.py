@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors import safe_open
-from tiny_checkpoints import save_checkpoint, tiny_model
 
 from inpaintlab import Inpainter, __version__
 from inpaintlab.apps.cli import main
 from inpaintlab.errors import CheckpointError
 from inpaintlab.models.release import write_release
+from tests.tiny_checkpoints import save_checkpoint, tiny_model
 
 KINDS = ("pconv", "edgeconnect", "ce_center")
 

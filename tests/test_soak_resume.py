@@ -7,8 +7,9 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
-from helpers import TINY_OVERRIDES
+
+from tests.conftest import ROOT
+from tests.helpers import TINY_OVERRIDES
 
 SOAK = ROOT / "benchmarks" / "soak_resume.py"
 

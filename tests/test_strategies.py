@@ -7,7 +7,6 @@ from collections import deque
 
 import pytest
 import torch
-from tiny_checkpoints import tiny_model
 
 from inpaintlab import Inpainter
 from inpaintlab.errors import ConfigError
@@ -21,6 +20,7 @@ from inpaintlab.inference.strategies import (
     hole_windows,
     resized_fill,
 )
+from tests.tiny_checkpoints import tiny_model
 
 SIDE = 32
 

@@ -7,12 +7,12 @@ import logging
 from pathlib import Path
 
 import pytest
-from conftest import compose_config, run_script
 from omegaconf import OmegaConf
 from test_launchers import TINY_RUN, job_folders
-from wandb_records import of_type, offline_run, wandb_records
 
 from inpaintlab.training.sweeps import sweep_objective
+from tests.conftest import compose_config, run_script
+from tests.wandb_records import of_type, offline_run, wandb_records
 
 SEARCHED = {"model.optimizer.lr", "loss.adversarial.kind"}
 

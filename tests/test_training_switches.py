@@ -10,11 +10,8 @@ import pytest
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from conftest import compose_config, run_script
-from helpers import fit, smooth_images
 from pytorch_lightning.plugins.precision import MixedPrecision
 from test_ddp import run_overrides, write_image_folder
-from tiny_checkpoints import ADAM, save_checkpoint, tiny_model
 from torch import nn
 
 from inpaintlab.errors import ConfigError, TrainingError
@@ -23,6 +20,9 @@ from inpaintlab.models.checkpoint import read_checkpoint
 from inpaintlab.models.ema import WeightAverage
 from inpaintlab.models.switches import TrainingSwitches
 from inpaintlab.training.task import train
+from tests.conftest import compose_config, run_script
+from tests.helpers import fit, smooth_images
+from tests.tiny_checkpoints import ADAM, save_checkpoint, tiny_model
 
 KINDS = ("ce_center", "pconv", "edgeconnect")
 SGD = {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 1.0}

@@ -5,17 +5,17 @@ at every validation, the resolved config, tags, group and checkpoint artifacts."
 from __future__ import annotations
 
 import wandb
-from helpers import TINY_OVERRIDES
-from wandb_records import (
+
+from inpaintlab.metrics.bins import BIN_NAMES
+from inpaintlab.training.task import train
+from tests.helpers import TINY_OVERRIDES
+from tests.wandb_records import (
     history,
     of_type,
     offline_run,
     synced_config,
     wandb_records,
 )
-
-from inpaintlab.metrics.bins import BIN_NAMES
-from inpaintlab.training.task import train
 
 # EdgeConnect's joint stage steps four optimisers: edge G and D, inpaint G and D
 EDGECONNECT_JOINT = ("model=edgeconnect", *TINY_OVERRIDES["edgeconnect"])

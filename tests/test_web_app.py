@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from tiny_checkpoints import save_checkpoint, tiny_model
 
 from inpaintlab import Inpainter
 from inpaintlab.apps import web
 from inpaintlab.apps.web import painted_holes, read_upload, restore, what_it_fills
 from inpaintlab.errors import DataError
+from tests.tiny_checkpoints import save_checkpoint, tiny_model
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 HEIGHT, WIDTH = 96, 160

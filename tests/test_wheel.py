@@ -10,7 +10,8 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+
+from tests.conftest import ROOT
 
 
 def run(*command: str | Path, cwd: Path, env: dict[str, str] | None = None):

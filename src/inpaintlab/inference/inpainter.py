@@ -111,9 +111,25 @@ def check_inputs(image: Tensor, mask: Tensor) -> None:
 class Inpainter:
     """A trained model ready to fill holes in images of any size (see the module docstring).
 
-    Example:
-        >>> inpainter = Inpainter.from_checkpoint("run/checkpoints/last.ckpt")  # doctest: +SKIP
-        >>> result = inpainter(image, mask)  # any size; known pixels kept  # doctest: +SKIP
+    Example (`release_file`: a file written by `inpaintlab release`, or a checkpoint):
+        >>> from PIL import Image
+        >>> from inpaintlab import Inpainter
+        >>> inpainter = Inpainter.from_pretrained(release_file, device="cpu")
+        >>> photo = Image.new("RGB", (300, 200), (200, 120, 40))
+        >>> damage = Image.new("L", (300, 200))  # white = the holes to fill
+        >>> damage.paste(255, (140, 90, 160, 110))
+        >>> restored = inpainter(photo, damage)  # a PIL image in, a PIL image out
+        >>> restored.size, restored.mode
+        ((300, 200), 'RGB')
+        >>> restored.getpixel((10, 10))  # known pixels come back unchanged
+        (200, 120, 40)
+
+        Numpy arrays (H x W x C, uint8 or float) and tensors (B x C x H x W in [0, 1]) come
+        back as arrays and tensors:
+
+        >>> import numpy as np
+        >>> inpainter(np.asarray(photo), np.asarray(damage)).shape
+        (200, 300, 3)
     """
 
     def __init__(self, model: InpaintingModule, name: str, device: torch.device) -> None:

@@ -96,6 +96,26 @@ class InpaintingModule(ManualGANModule):
         self.log(f"train/{name}", loss, on_epoch=True)
         return loss
 
+    def adversarial_pair_step(
+        self,
+        criterion: GeneratorLoss,
+        discriminator: nn.Module | None,
+        real: Tensor,
+        fake: Tensor,
+        terms: dict[str, Tensor],
+        pair: str = "",
+    ) -> None:
+        """One update of `discriminator` (skipped when None), then one of the generator that
+        made `fake` on `terms` plus the adversarial term; their optimisers are named
+        <pair>discriminator and <pair>generator, their losses logged as d_loss and g_loss."""
+        optimizers = self.named_optimizers()
+        if discriminator is not None:
+            self.discriminator_step(
+                discriminator, criterion, real, fake, optimizers[f"{pair}discriminator"], "d_loss"
+            )
+            terms = criterion.with_adversarial(terms, discriminator(fake))
+        self.generator_step(optimizers[f"{pair}generator"], terms, "g_loss")
+
     def generator_step(
         self, optimizer: Any, terms: dict[str, Tensor], name: str, prefix: str = ""
     ) -> None:

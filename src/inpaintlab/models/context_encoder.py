@@ -89,23 +89,12 @@ class ContextEncoderModule(InpaintingModule):
         image, mask = self.prepare_input(batch)
         if batch_idx == 0:
             self._check_holes(mask)
-        optimizers = self.named_optimizers()
         pred = self.generator(image, mask)
         real, hole = self._targets(image, mask)
-        use_adversarial = self.criterion.adversarial_weight > 0
-        if use_adversarial:
-            self.discriminator_step(
-                self.discriminator,
-                self.criterion,
-                real,
-                pred,
-                optimizers["discriminator"],
-                "d_loss",
-            )
+        # the discriminator trains only while its term counts
+        discriminator = self.discriminator if self.criterion.adversarial_weight > 0 else None
         terms = self.criterion(pred, real, hole)
-        if use_adversarial:
-            terms = self.criterion.with_adversarial(terms, self.discriminator(pred))
-        self.generator_step(optimizers["generator"], terms, "g_loss")
+        self.adversarial_pair_step(self.criterion, discriminator, real, pred, terms)
 
     def _targets(self, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """What the generator must reproduce, and its hole mask."""

@@ -155,21 +155,21 @@ class EdgeConnectModule(InpaintingModule):
 
     def gan_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         image, mask = self.prepare_input(batch)
-        optimizers = self.named_optimizers()
         edges = self.true_edges(image)
         pairs = STAGE_PAIRS[self.stage]
         guide = edges
         if "edge" in pairs:
-            predicted = self._edge_step(image, mask, edges, optimizers)
+            predicted = self._edge_step(image, mask, edges)
             guide = composite_edges(predicted.detach(), edges, mask)
         elif self.stage == "edge_inpaint":
             with torch.no_grad():
                 guide = self.complete_edges(image, mask, edges)
         if "inpaint" in pairs:
-            self._inpaint_step(image, mask, guide, optimizers)
+            self._inpaint_step(image, mask, guide)
 
-    def _edge_step(self, image, mask, edges, optimizers) -> Tensor:
+    def _edge_step(self, image, mask, edges) -> Tensor:
         """One D1 and one G1 update; returns G1's edges."""
+        optimizers = self.named_optimizers()
         grey = greyscale(image)
         predicted = self.edge_generator(grey, edges, mask)
         real, fake = torch.cat([grey, edges], 1), torch.cat([grey, predicted], 1)
@@ -189,21 +189,13 @@ class EdgeConnectModule(InpaintingModule):
         self.generator_step(optimizers["edge_generator"], terms, "edge_g_loss", prefix="edge_")
         return predicted
 
-    def _inpaint_step(self, image, mask, edges, optimizers) -> None:
+    def _inpaint_step(self, image, mask, edges) -> None:
         """One D2 and one G2 update on the given guide edges."""
         output = self.inpaint_generator(image, edges, mask)
-        self.discriminator_step(
-            self.inpaint_discriminator,
-            self.inpaint_loss,
-            image,
-            output,
-            optimizers["inpaint_discriminator"],
-            "d_loss",
+        terms = self.inpaint_loss(output, image, mask)
+        self.adversarial_pair_step(
+            self.inpaint_loss, self.inpaint_discriminator, image, output, terms, pair="inpaint_"
         )
-        terms = self.inpaint_loss.with_adversarial(
-            self.inpaint_loss(output, image, mask), self.inpaint_discriminator(output)
-        )
-        self.generator_step(optimizers["inpaint_generator"], terms, "g_loss")
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         super().validation_step(batch, batch_idx)

@@ -73,18 +73,6 @@ class PartialConvModule(InpaintingModule):
 
     def gan_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         image, mask = self.prepare_input(batch)
-        optimizers = self.named_optimizers()
         output = self.generator(image, mask)
-        if self.discriminator is not None:
-            self.discriminator_step(
-                self.discriminator,
-                self.criterion,
-                image,
-                output,
-                optimizers["discriminator"],
-                "d_loss",
-            )
         terms = self.criterion(output, image, mask)
-        if self.discriminator is not None:
-            terms = self.criterion.with_adversarial(terms, self.discriminator(output))
-        self.generator_step(optimizers["generator"], terms, "g_loss")
+        self.adversarial_pair_step(self.criterion, self.discriminator, image, output, terms)

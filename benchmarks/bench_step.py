@@ -75,6 +75,13 @@ CASES: dict[str, tuple[list[str], int, int]] = {
         8,
         128,
     ),
+    # not a reference shape: the recipe of experiment=cpu_quality (EMA, prefill, network
+    # preset; it trains in bf16-mixed), whose real run BENCHMARKS.md compares with this
+    "pconv_cpu_quality": (
+        ["experiment=cpu_quality", "model=pconv", "data.root=unused"],
+        16,
+        128,
+    ),
 }
 LABEL = "inpaintlab:"
 # where an operator's own time goes when no labelled region holds it

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_ddp import run_overrides, write_image_folder
 
 from inpaintlab.data.datamodule import InpaintingDataModule
 from inpaintlab.models.manual_gan import ManualGANModule
 from inpaintlab.training.task import train
 from tests.conftest import compose_config
+from tests.test_ddp import run_overrides, write_image_folder
 
 READS = ("item", "tolist", "numpy", "cpu", "__bool__", "__int__", "__float__", "__index__")
 LOG_EVERY = 3

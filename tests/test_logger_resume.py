@@ -11,7 +11,6 @@ from types import SimpleNamespace
 import pytest
 import wandb
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from test_ddp import one_thread, run_overrides, write_image_folder  # noqa: F401 (a fixture)
 from torch.utils.tensorboard import SummaryWriter
 
 from inpaintlab.training.loggers import (
@@ -22,6 +21,7 @@ from inpaintlab.training.loggers import (
 )
 from inpaintlab.training.task import train
 from tests.conftest import compose_config
+from tests.test_ddp import one_thread, run_overrides, write_image_folder  # noqa: F401 (a fixture)
 from tests.wandb_records import (
     history,
     of_type,

@@ -14,13 +14,13 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from omegaconf import OmegaConf
-from test_ddp import one_thread, run_overrides, write_image_folder  # noqa: F401 (a fixture)
 
 from inpaintlab.errors import ConfigError
 from inpaintlab.models.checkpoint import read_checkpoint
 from inpaintlab.training.resume import AtomicCheckpointIO, resolve_ckpt_path
 from inpaintlab.training.task import train
 from tests.conftest import ROOT, compose_config, run_script
+from tests.test_ddp import one_thread, run_overrides, write_image_folder  # noqa: F401 (a fixture)
 
 BATCHES = 2  # training batches per epoch
 # EdgeConnect draws a Canny sigma per image (sigma 0) from the module's own generator

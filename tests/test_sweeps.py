@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
-from test_launchers import TINY_RUN, job_folders
 
 from inpaintlab.training.sweeps import sweep_objective
 from tests.conftest import compose_config, run_script
+from tests.test_launchers import TINY_RUN, job_folders
 from tests.wandb_records import of_type, offline_run, wandb_records
 
 SEARCHED = {"model.optimizer.lr", "loss.adversarial.kind"}

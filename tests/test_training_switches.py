@@ -11,7 +11,6 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from pytorch_lightning.plugins.precision import MixedPrecision
-from test_ddp import run_overrides, write_image_folder
 from torch import nn
 
 from inpaintlab.errors import ConfigError, TrainingError
@@ -22,6 +21,7 @@ from inpaintlab.models.switches import TrainingSwitches
 from inpaintlab.training.task import train
 from tests.conftest import compose_config, run_script
 from tests.helpers import fit, smooth_images
+from tests.test_ddp import run_overrides, write_image_folder
 from tests.tiny_checkpoints import ADAM, save_checkpoint, tiny_model
 
 KINDS = ("ce_center", "pconv", "edgeconnect")

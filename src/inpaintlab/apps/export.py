@@ -170,7 +170,8 @@ def write_onnx(program: torch.export.ExportedProgram, inpainter: Inpainter, path
     session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def run(image: Tensor, mask: Tensor) -> Any:
-        return session.run(None, {"image": image.numpy(), "mask": mask.numpy()})[0]
+        arrays = (image.numpy(), mask.numpy())
+        return session.run(None, dict(zip(INPUT_NAMES, arrays, strict=True)))[0]
 
     return run
 

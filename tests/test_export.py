@@ -65,6 +65,22 @@ def test_onnx_without_its_extra_is_one_line_and_writes_nothing(tmp_path, capsys,
     assert not out.exists()
 
 
+def test_a_graph_onnx_cannot_convert_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("onnxscript")
+
+    def unsupported(*args, **kwargs):
+        raise RuntimeError("No ONNX function found for aten.some_op\nmany more lines")
+
+    monkeypatch.setattr(torch.onnx, "export", unsupported)
+    ckpt = save_checkpoint(tiny_model("pconv"), tmp_path / "model.ckpt")
+    out = tmp_path / "model.onnx"
+    assert main(["export", "--ckpt", str(ckpt), "--out", str(out), "--size", "32", "32"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "cannot convert model.ckpt to ONNX" in err and "aten.some_op" in err
+    assert "\n" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.ckpt"]  # no partial file left
+
+
 def test_export_size_defaults_to_the_training_size(tmp_path, capsys):
     model = tiny_model("pconv")
     model.run_config = {"data": {"image_size": 24}}

@@ -11,6 +11,12 @@ from inpaintlab.losses.generator_loss import GeneratorLoss
 SETTINGS = ("center", "random_region")
 
 
+def check_setting(setting: str) -> None:
+    """Raise a ConfigError unless `setting` is one of the Context Encoder's SETTINGS."""
+    if setting not in SETTINGS:
+        raise ConfigError(f"model.setting={setting!r} is not one of {', '.join(SETTINGS)}")
+
+
 def overlap_weight_map(mask_patch: Tensor, overlap_weight: float = 10.0) -> Tensor:
     """Per-pixel L2 weights: 1 on hole pixels, `overlap_weight` on known pixels of the prediction.
 
@@ -57,8 +63,7 @@ class ContextEncoderLoss(GeneratorLoss):
         adversarial: AdversarialLoss | None = None,
         adversarial_weight: float = 0.001,
     ) -> None:
-        if setting not in SETTINGS:
-            raise ConfigError(f"model.setting={setting!r} is not one of {', '.join(SETTINGS)}")
+        check_setting(setting)
         super().__init__(adversarial, adversarial_weight)
         self.reconstruction_weight = reconstruction_weight
         self.known_pixel_weight = overlap_weight if setting == "center" else known_weight

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from inpaintlab.errors import ConfigError
-from inpaintlab.losses.reconstruction import SETTINGS, ContextEncoderLoss
+from inpaintlab.losses.reconstruction import ContextEncoderLoss, check_setting
 from inpaintlab.models.base import InpaintingModule, plain
 from inpaintlab.networks.context_encoder import (
     center_patch_box,
@@ -41,8 +41,7 @@ class ContextEncoderModule(InpaintingModule):
         generator, discriminator, optimizer, loss = map(
             plain, (generator, discriminator, optimizer, loss)
         )
-        if setting not in SETTINGS:
-            raise ConfigError(f"model.setting={setting!r} is not one of {', '.join(SETTINGS)}")
+        check_setting(setting)
         super().__init__(optimizer, **switches)
         # the run config (all groups) is logged once by the training task, not these again
         self.save_hyperparameters(logger=False)

@@ -3,9 +3,10 @@
 - "telea": Telea's fast marching method (`cv2.INPAINT_TELEA`).
 - "navier_stokes": Bertalmio et al.'s fluid-dynamics method (`cv2.INPAINT_NS`).
 - "biharmonic": scikit-image's biharmonic equation fill (`inpaint_biharmonic`).
-- "harmonic", "biharmonic_multigrid": the project's own batched torch fills of the Laplace and
-  biharmonic equations (`inpaintlab.networks.prefill`), on the batch's device: the prefill a
-  model with `model.prefill=harmonic|biharmonic` starts from, scored on its own.
+- "harmonic", "biharmonic_multigrid", "blended": the project's own batched torch fills of the
+  Laplace and biharmonic equations and their blend (`inpaintlab.networks.prefill`), on the
+  batch's device: the prefill a model with `model.prefill=harmonic|biharmonic|blended` starts
+  from, scored on its own.
 
 OpenCV works on 8-bit images, so its input is rounded to 1/255 steps; only the hole pixels of
 the result come from that rounded fill, the known pixels are the caller's floats, bit for bit.
@@ -19,13 +20,13 @@ from skimage.restoration import inpaint_biharmonic
 from torch import Tensor
 
 from inpaintlab.errors import ConfigError
-from inpaintlab.networks.prefill import equation_fill
+from inpaintlab.networks.prefill import Prefill
 from inpaintlab.ops.compositing import composite
 
 # OpenCV comes with the [eval] extra; imported when a fill runs
 OPENCV_FLAGS = {"telea": "INPAINT_TELEA", "navier_stokes": "INPAINT_NS"}
-# baseline name -> equation of the project's own multigrid fill
-MULTIGRID_FILLS = {"harmonic": "harmonic", "biharmonic_multigrid": "biharmonic"}
+# baseline name -> kind of the project's own prefill
+MULTIGRID_FILLS = {"harmonic": "harmonic", "biharmonic_multigrid": "biharmonic", "blended": "blended"}
 BASELINES = (*OPENCV_FLAGS, "biharmonic", *MULTIGRID_FILLS)
 
 
@@ -58,7 +59,7 @@ class ClassicalInpainter:
 
     def __call__(self, image: Tensor, mask: Tensor) -> Tensor:
         if self.name in MULTIGRID_FILLS:
-            filled = equation_fill(image, mask, MULTIGRID_FILLS[self.name])
+            filled = Prefill(MULTIGRID_FILLS[self.name])(image, mask)
             return composite(filled, image, mask)
         pixels = image.detach().float().cpu().permute(0, 2, 3, 1).numpy()
         holes = mask.detach().cpu()[:, 0].numpy() > 0.5

@@ -38,8 +38,8 @@ def test_cpu_quality_composes_for_every_model(compose_train, tmp_path, model):
     assert all(weight > 0 for weight in cfg.mask.weights.values())
     assert set(cfg.mask.weights) == set(cfg.mask.generators)
     assert cfg.mask.max_ratio == 0.6
-    # the quick start's recipe: every variant corrects a biharmonic fill
-    assert cfg.model.prefill == "biharmonic" and cfg.model.residual
+    # the quick start's recipe: every variant corrects a blended fill
+    assert cfg.model.prefill == "blended" and cfg.model.residual
     # each model gets its settings from conf/experiment_model/cpu_quality/<model>.yaml
     if model == "edgeconnect":
         assert cfg.model.stage == "joint"

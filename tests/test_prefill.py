@@ -12,13 +12,14 @@ from inpaintlab.errors import ConfigError
 from inpaintlab.evaluation.baselines import ClassicalInpainter
 from inpaintlab.metrics.image import psnr_per_image
 from inpaintlab.networks import prefill
-from inpaintlab.networks.prefill import Prefill, equation_fill, mean_fill
+from inpaintlab.networks.prefill import Prefill, blended_fill, equation_fill, hole_depth, mean_fill
 from inpaintlab.ops.compositing import composite
 from tests.helpers import fit, smooth_images
 from tests.tiny_checkpoints import CE_SIZE, tiny_model
 
 EQUATIONS = ("harmonic", "biharmonic")
-KINDS = ("mean", *EQUATIONS)
+FILLS = (*EQUATIONS, "blended")  # the kinds that solve for the holes
+KINDS = ("mean", *FILLS)
 
 
 def random_batch(channels: int, height: int, width: int, seed: int = 0):
@@ -91,6 +92,36 @@ def test_the_biharmonic_fill_is_close_to_a_linear_ramp_across_a_hole():
     mean = mean_fill(ramp, central_hole(40, 48, margin=6))
     assert (filled - ramp).abs().max() < 0.04
     assert (filled - ramp).abs().mean() < (mean - ramp).abs().mean() / 5
+
+
+def slow_hole_depth(hole: np.ndarray, limit: int) -> np.ndarray:
+    """The reference: each hole pixel's chessboard distance max(|dy|, |dx|) to the nearest
+    known pixel, capped at `limit` (0 at known pixels), one pixel at a time."""
+    known = np.argwhere(~hole)
+    depth = np.zeros(hole.shape)
+    for y, x in np.argwhere(hole):
+        nearest = np.abs(known - (y, x)).max(1).min() if len(known) else limit
+        depth[y, x] = min(nearest, limit)
+    return depth
+
+
+def test_hole_depth_is_the_chessboard_distance_to_the_nearest_known_pixel():
+    _, mask = random_batch(1, 23, 29, seed=4)
+    mask[..., 2:20, 3:18] = 1
+    for b in range(2):
+        hole = mask[b, 0].numpy() > 0.5
+        expected = slow_hole_depth(hole, limit=6)
+        assert np.array_equal(hole_depth(mask, 6)[b, 0].numpy(), expected)
+
+
+def test_the_blend_moves_from_the_plate_at_the_border_to_half_membrane_inside():
+    image, mask = smooth_image(30, 34).expand(1, 3, -1, -1), central_hole(30, 34, margin=4)
+    plate = equation_fill(image, mask, "biharmonic")
+    membrane = equation_fill(image, mask, "harmonic")
+    share = torch.from_numpy(slow_hole_depth(mask[0, 0].numpy() > 0.5, 6)).float() / 12
+    assert torch.allclose(blended_fill(image, mask), plate + share * (membrane - plate), atol=1e-6)
+    ramp = linear_ramp(40, 48)
+    assert (blended_fill(ramp, central_hole(40, 48, margin=6)) - ramp).abs().max() < 0.04
 
 
 def smooth_image(height: int, width: int) -> torch.Tensor:
@@ -175,7 +206,7 @@ def test_unknown_kinds_and_a_residual_without_a_fill_are_config_errors():
 
 
 @pytest.mark.parametrize("kind", ["pconv", "edgeconnect", "ce_random_region"])
-@pytest.mark.parametrize("prefill", EQUATIONS)
+@pytest.mark.parametrize("prefill", FILLS)
 def test_an_untrained_residual_generator_scores_exactly_its_prefill(kind, prefill):
     model = tiny_model(kind, prefill=prefill, residual=True)
     image, mask = random_batch(3, 32, 32)
@@ -191,6 +222,7 @@ def test_the_multigrid_fills_are_baselines_of_their_own():
     assert torch.equal(harmonic, equation_fill(image, mask, "harmonic"))
     biharmonic = ClassicalInpainter("biharmonic_multigrid")(image, mask)
     assert torch.equal(biharmonic, equation_fill(image, mask, "biharmonic"))
+    assert torch.equal(ClassicalInpainter("blended")(image, mask), blended_fill(image, mask))
 
 
 @pytest.mark.parametrize("kind", ["pconv", "edgeconnect", "ce_random_region"])

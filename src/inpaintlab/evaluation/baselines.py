@@ -26,7 +26,11 @@ from inpaintlab.ops.compositing import composite
 # OpenCV comes with the [eval] extra; imported when a fill runs
 OPENCV_FLAGS = {"telea": "INPAINT_TELEA", "navier_stokes": "INPAINT_NS"}
 # baseline name -> kind of the project's own prefill
-MULTIGRID_FILLS = {"harmonic": "harmonic", "biharmonic_multigrid": "biharmonic", "blended": "blended"}
+MULTIGRID_FILLS = {
+    "harmonic": "harmonic",
+    "biharmonic_multigrid": "biharmonic",
+    "blended": "blended",
+}
 BASELINES = (*OPENCV_FLAGS, "biharmonic", *MULTIGRID_FILLS)
 
 

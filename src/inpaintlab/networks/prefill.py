@@ -10,9 +10,10 @@ the base it corrects (a residual output). Kinds:
 - "blended": the biharmonic fill at the hole's border, moving to the mean of the biharmonic
   and harmonic fills 6 px inside it. The plate continues the border's gradients, which is
   what a thin hole needs, but carries them too far across a wide one; the membrane's flat
-  interior and the plate's errors partly cancel there. On 200 BSDS500 training photos with
-  the project's mask generators the blend scores 0.13-0.23 dB above the biharmonic fill on
-  every kind of hole but 1-2 px scratches (-0.03 dB), at 128 and 256 px (BENCHMARKS.md).
+  interior and the plate's errors partly cancel there. On 200 BSDS500 training photos the
+  blend scores 0.04-0.21 dB above the biharmonic fill with each of the project's mask
+  generators at 128 and 256 px, except 1-2 px scratches (-0.09 dB at 51 dB); on the NVIDIA
+  test masks +0.10 dB (BENCHMARKS.md).
 
 Both equations get a coarse-to-fine first fill: the known pixels are averaged down a pyramid
 to a few pixels, the coarsest level is relaxed to convergence, and each finer level starts

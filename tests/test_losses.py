@@ -14,6 +14,7 @@ from inpaintlab.losses.adversarial import AdversarialLoss
 from inpaintlab.losses.generator_loss import GeneratorLoss
 from inpaintlab.losses.reconstruction import (
     ContextEncoderLoss,
+    NORMS,
     context_encoder_l2,
     overlap_weight_map,
 )
@@ -61,15 +62,17 @@ def test_unknown_adversarial_kind_raises():
         AdversarialLoss("wgan")
 
 
-def test_context_encoder_l2_matches_loop():
+@pytest.mark.parametrize(("norm", "power"), [("l2", 2), ("l1", 1)])
+def test_the_context_encoders_weighted_errors_match_a_loop(norm, power):
     torch.manual_seed(0)
     pred, target = torch.rand(2, 3, 5, 4), torch.rand(2, 3, 5, 4)
     weight = torch.rand(2, 1, 5, 4)
     total = 0.0
     for b, c, i, j in torch.cartesian_prod(*map(torch.arange, pred.shape)).tolist():
-        total += weight[b, 0, i, j].item() * (pred[b, c, i, j] - target[b, c, i, j]).item() ** 2
+        error = abs((pred[b, c, i, j] - target[b, c, i, j]).item())
+        total += weight[b, 0, i, j].item() * error**power
     expected = total / pred.numel()
-    assert context_encoder_l2(pred, target, weight).item() == pytest.approx(expected, rel=1e-5)
+    assert NORMS[norm](pred, target, weight).item() == pytest.approx(expected, rel=1e-5)
 
 
 def test_overlap_weight_is_exactly_the_4px_band_of_the_centre_patch():
@@ -102,6 +105,18 @@ def test_context_encoder_loss_weighs_known_pixels_by_its_setting(setting):
     torch.testing.assert_close(terms["total"], 0.5 * expected)
     with pytest.raises(ConfigError, match="model.setting"):
         ContextEncoderLoss("everywhere")
+
+
+def test_the_context_encoder_loss_takes_the_absolute_error_when_told():
+    torch.manual_seed(0)
+    pred, target = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8)
+    mask = (torch.rand(2, 1, 8, 8) > 0.5).float()
+    terms = ContextEncoderLoss("random_region", reconstruction_weight=1.0, norm="l1")(
+        pred, target, mask
+    )
+    torch.testing.assert_close(terms["reconstruction"], ((pred - target).abs() * mask).mean())
+    with pytest.raises(ConfigError, match="loss.norm='l3'"):
+        ContextEncoderLoss(norm="l3")
 
 
 def test_with_adversarial_adds_the_weighted_generator_term():

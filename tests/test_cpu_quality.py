@@ -9,6 +9,7 @@ import pytest
 import torch
 from torchvision.utils import save_image
 
+from inpaintlab.errors import ConfigError
 from inpaintlab.training.task import resolve_auto_setting, train
 from tests.helpers import smooth_images
 
@@ -68,24 +69,30 @@ def write_masks(folder: Path, count: int) -> Path:
     return folder
 
 
-def test_cpu_quality_trains_on_train_and_val_then_evaluates_on_test(compose_train, tmp_path):
+def short_cpu_quality_run(compose_train, tmp_path: Path, *overrides: str):
+    """experiment=cpu_quality on a tiny BSDS500-like folder at 64 px, evaluated with Telea."""
     root = write_bsds_like(tmp_path / "bsds", {"train": 12, "val": 8, "test": 3})
-    cfg = compose_train(
+    return compose_train(
         "experiment=cpu_quality",
         "model=context_encoder",
         f"data.root={root}",
         "data.image_size=64",
         "data.num_workers=0",
-        "trainer.max_epochs=1",
         "trainer.precision=32-true",
         "trainer.limit_train_batches=1",
-        "trainer.check_val_every_n_epoch=1",
         "callbacks.rich_progress_bar=null",
         "print_config=false",
         f"evaluate.mask.root={write_masks(tmp_path / 'masks', 3)}",
         "evaluate.methods=[telea]",
         "evaluate.metrics.lpips=false",
         "evaluate.metrics.fid=false",
+        *overrides,
+    )
+
+
+def test_cpu_quality_trains_on_train_and_val_then_evaluates_on_test(compose_train, tmp_path):
+    cfg = short_cpu_quality_run(
+        compose_train, tmp_path, "trainer.max_epochs=1", "trainer.check_val_every_n_epoch=1"
     )
     metrics = train(cfg)
     # 5 % of the 20 train + val images (at least one), listed eval_repeat = 3 times
@@ -96,3 +103,12 @@ def test_cpu_quality_trains_on_train_and_val_then_evaluates_on_test(compose_trai
     # the 3 test photos, 3 times each, for the best checkpoint (labelled <run>/best) and telea
     assert sorted(overall.values()) == [9, 9] and overall.pop("telea") == 9
     assert next(iter(overall)).endswith("/best")
+
+
+def test_a_run_stopped_before_its_first_checkpoint_says_so_instead_of_evaluating(
+    compose_train, tmp_path
+):
+    cfg = short_cpu_quality_run(compose_train, tmp_path, "+trainer.max_steps=1")
+    with pytest.raises(ConfigError, match="stopped before it wrote a checkpoint"):
+        train(cfg)
+    assert not (tmp_path / "evaluation").exists()

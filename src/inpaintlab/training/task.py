@@ -148,6 +148,11 @@ def evaluate_best_checkpoint(settings: DictConfig, trainer: pl.Trainer, folder: 
     if checkpointing is None:
         raise ConfigError("evaluate: needs a checkpoint: keep callbacks.model_checkpoint on")
     best = checkpointing.best_model_path or checkpointing.last_model_path
+    if not best:
+        raise ConfigError(
+            "evaluate: training stopped before it wrote a checkpoint (no validation ran): "
+            "train past trainer.check_val_every_n_epoch epochs, or drop evaluation with ~evaluate"
+        )
     run_evaluation(settings, folder, checkpoints=[best])
 
 

@@ -13,8 +13,8 @@ from inpaintlab.errors import ConfigError
 from inpaintlab.losses.adversarial import AdversarialLoss
 from inpaintlab.losses.generator_loss import GeneratorLoss
 from inpaintlab.losses.reconstruction import (
-    ContextEncoderLoss,
     NORMS,
+    ContextEncoderLoss,
     context_encoder_l2,
     overlap_weight_map,
 )

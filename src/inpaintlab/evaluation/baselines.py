@@ -26,23 +26,23 @@ from inpaintlab.ops.compositing import composite
 # OpenCV comes with the [eval] extra; imported when a fill runs
 OPENCV_FLAGS = {"telea": "INPAINT_TELEA", "navier_stokes": "INPAINT_NS"}
 # baseline name -> kind of the project's own prefill
-MULTIGRID_FILLS = {
+PREFILL_BASELINES = {
     "harmonic": "harmonic",
     "biharmonic_multigrid": "biharmonic",
     "blended": "blended",
 }
-BASELINES = (*OPENCV_FLAGS, "biharmonic", *MULTIGRID_FILLS)
+BASELINES = (*OPENCV_FLAGS, "biharmonic", *PREFILL_BASELINES)
 
 
 class ClassicalInpainter:
     """A classical method as a batched inpainter: `inpainter(image, mask)` -> composite.
 
     `image` is B x C x H x W in [0, 1] (C = 1 or 3) on any device, `mask` B x 1 x H x W with
-    1 = hole. OpenCV and scikit-image fill each image on the CPU in numpy, the multigrid fills
-    run batched on the image's device; the composite comes back with the image's dtype and
-    device. `radius` is OpenCV's neighbourhood radius in pixels (unused
-    by biharmonic). A mask without a hole returns the image; a mask without any known pixel
-    has nothing to fill from and gets mid-grey.
+    1 = hole. OpenCV and scikit-image fill each image on the CPU in numpy, the project's own
+    fills run batched on the image's device; the composite comes back with the image's dtype
+    and device. `radius` is OpenCV's neighbourhood radius in pixels (unused by biharmonic).
+    A mask without a hole returns the image; a mask without any known pixel has nothing to
+    fill from and gets mid-grey.
 
     Example:
         >>> import torch
@@ -62,8 +62,8 @@ class ClassicalInpainter:
         self.device = torch.device("cpu")
 
     def __call__(self, image: Tensor, mask: Tensor) -> Tensor:
-        if self.name in MULTIGRID_FILLS:
-            filled = Prefill(MULTIGRID_FILLS[self.name])(image, mask)
+        if self.name in PREFILL_BASELINES:
+            filled = Prefill(PREFILL_BASELINES[self.name])(image, mask)
             return composite(filled, image, mask)
         pixels = image.detach().float().cpu().permute(0, 2, 3, 1).numpy()
         holes = mask.detach().cpu()[:, 0].numpy() > 0.5

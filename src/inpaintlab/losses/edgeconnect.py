@@ -1,6 +1,6 @@
 """EdgeConnect's generator losses (Nazeri et al. 2019): the edge model's adversarial and
 discriminator feature-matching terms, the inpainting model's L1, perceptual, style and
-adversarial terms."""
+adversarial terms (and an optional SSIM term, not in the paper)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from inpaintlab.losses.adversarial import AdversarialLoss
 from inpaintlab.losses.generator_loss import GeneratorLoss, weighted_total
 from inpaintlab.losses.perceptual import perceptual_loss, style_loss
+from inpaintlab.losses.structural import structural_loss
 from inpaintlab.networks.vgg import VGGFeatures
 
 PERCEPTUAL_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -88,6 +89,8 @@ class EdgeConnectInpaintLoss(GeneratorLoss):
     All images go through the feature network in one batched call. A term whose weight is 0 is
     neither computed nor returned; with perceptual and style both 0 no VGG is built.
     `features` replaces the VGG: any module mapping images to a dict holding those layers.
+    "ssim" (weight 0 in the paper's setting) is 1 - the SSIM of the composite, as scored
+    (`structural_loss`).
 
     The adversarial term is added by `with_adversarial` from the discriminator's logits (the
     LightningModule owns the discriminator). The released code fed VGG19 unnormalised [0, 1]
@@ -111,9 +114,10 @@ class EdgeConnectInpaintLoss(GeneratorLoss):
         features: nn.Module | None = None,
         adversarial: AdversarialLoss | None = None,
         adversarial_weight: float = 0.1,
+        ssim: float = 0.0,
     ) -> None:
         super().__init__(adversarial, adversarial_weight)
-        self.weights = dict(l1=l1, perceptual=perceptual, style=style)
+        self.weights = dict(l1=l1, perceptual=perceptual, style=style, ssim=ssim)
         if not (perceptual or style):
             features = None
         elif features is None:
@@ -128,6 +132,8 @@ class EdgeConnectInpaintLoss(GeneratorLoss):
         terms = {}
         if self.weights["l1"]:
             terms["l1"] = _hole_scaled_l1(output, target, mask)
+        if self.weights["ssim"]:
+            terms["ssim"] = structural_loss(output, target, mask)
         if self.features is not None:
             terms.update(self._feature_terms(output, target, mask))
         return {**terms, "total": weighted_total(terms, self.weights, output)}

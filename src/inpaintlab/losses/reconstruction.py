@@ -7,6 +7,7 @@ from torch import Tensor
 from inpaintlab.errors import ConfigError
 from inpaintlab.losses.adversarial import AdversarialLoss
 from inpaintlab.losses.generator_loss import GeneratorLoss
+from inpaintlab.losses.structural import structural_loss
 
 SETTINGS = ("center", "random_region")
 
@@ -55,7 +56,8 @@ class ContextEncoderLoss(GeneratorLoss):
     mask of that region (1 = hole). In the "center" setting these are the centre patch, whose
     known pixels (the overlap band) weigh `overlap_weight` (10 in the paper); in the
     "random_region" setting the whole image, whose known pixels weigh `known_weight` (0: the
-    hole only). The module building this loss passes its `setting`.
+    hole only). The module building this loss passes its `setting`. `ssim` weighs an added
+    1 - SSIM of the composite (`structural_loss`; 0 in the paper's setting).
 
     Example:
         >>> import torch
@@ -74,6 +76,7 @@ class ContextEncoderLoss(GeneratorLoss):
         adversarial: AdversarialLoss | None = None,
         adversarial_weight: float = 0.001,
         norm: str = "l2",
+        ssim: float = 0.0,
     ) -> None:
         check_setting(setting)
         if norm not in NORMS:
@@ -81,19 +84,23 @@ class ContextEncoderLoss(GeneratorLoss):
         super().__init__(adversarial, adversarial_weight)
         self.reconstruction_weight = reconstruction_weight
         self.norm = norm
+        self.ssim_weight = ssim
         self.known_pixel_weight = overlap_weight if setting == "center" else known_weight
 
     def forward(self, pred: Tensor, target: Tensor, mask: Tensor) -> dict[str, Tensor]:
-        """{"reconstruction": L_rec, "total": its weighted value}."""
+        """{"reconstruction": L_rec, "ssim": L_ssim if weighted, "total": their weighted sum}."""
         weight = overlap_weight_map(mask, self.known_pixel_weight)
         reconstruction = NORMS[self.norm](pred, target, weight)
-        return {
-            "reconstruction": reconstruction,
-            "total": self.reconstruction_weight * reconstruction,
-        }
+        terms = {"reconstruction": reconstruction}
+        total = self.reconstruction_weight * reconstruction
+        if self.ssim_weight:
+            terms["ssim"] = structural_loss(pred, target, mask)
+            total = total + self.ssim_weight * terms["ssim"]
+        return {**terms, "total": total}
 
     def extra_repr(self) -> str:
         return (
             f"reconstruction_weight={self.reconstruction_weight}, norm={self.norm!r}, "
+            f"ssim={self.ssim_weight}, "
             f"known_pixel_weight={self.known_pixel_weight}, {super().extra_repr()}"
         )

@@ -59,6 +59,18 @@ def test_the_papers_settings_keep_the_papers_inputs(compose_train, experiment):
     assert cfg.model.prefill == "none" and not cfg.model.residual
 
 
+def ssim_weight(cfg) -> float:
+    """The SSIM term's weight in a composed config's generator loss."""
+    return cfg.loss.inpaint.ssim if "inpaint" in cfg.loss else cfg.loss.ssim
+
+
+@pytest.mark.parametrize("model", ["context_encoder", "edgeconnect"])
+def test_the_ssim_term_is_the_cpu_presets_and_not_the_papers(compose_train, tmp_path, model):
+    assert ssim_weight(compose_train(f"model={model}")) == 0
+    cpu = compose_train("experiment=cpu_quality", f"model={model}", f"data.root={tmp_path}")
+    assert ssim_weight(cpu) > 0
+
+
 def write_masks(folder: Path, count: int) -> Path:
     """White-hole mask files with growing holes."""
     folder.mkdir(parents=True)

@@ -111,11 +111,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     warnings.filterwarnings("ignore", message=SYNC_DIST_WARNING)
     warnings.filterwarnings("ignore", message=MID_EPOCH_WARNING)
     warnings.filterwarnings("ignore", message=STEP_CHECKPOINT_WARNING)
-    if cfg.print_config:
-        print_config_tree(cfg, output_dir / "config_tree.log")
     datamodule = build_datamodule(cfg, cfg.data, cfg.mask, train=True)
     model = build_model(cfg)
     check_image_size(model, cfg.data.image_size)
+    # after the checks above: a refused setting is one line, not the end of a config tree
+    if cfg.print_config:
+        print_config_tree(cfg, output_dir / "config_tree.log")
     loggers = instantiate_list(cfg.get("logger"))
     resume_loggers(loggers, resumed_step)
     callbacks = instantiate_list(cfg.get("callbacks"))

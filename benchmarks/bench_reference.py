@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -139,14 +138,6 @@ def time_reference(case: dict) -> dict:
     return {"s_per_batch": (time.perf_counter() - start) / case["steps"]}
 
 
-def reference_in_fresh_process(case: dict) -> dict:
-    command = [sys.executable, __file__, "--case", json.dumps(case)]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"reference {case['name']} failed:\n{result.stderr[-3000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
 def ours(name: str, args: argparse.Namespace) -> float:
     """Seconds per batch of our step alone on the reference's shapes (bench_step.py)."""
     case = {
@@ -191,7 +182,7 @@ def main() -> None:
             continue
         case = {"name": name, "checkout": str(checkout.resolve()), "threads": args.threads}
         case.update(steps=args.steps, warmup=args.warmup)
-        reference = reference_in_fresh_process(case)["s_per_batch"]
+        reference = in_fresh_process(case, script=__file__)["s_per_batch"]
         mine = ours(name, args)
         _, batch, size = CASES[name]
         print(

@@ -304,8 +304,9 @@ def run_case(case: dict[str, Any]) -> None:
     print(json.dumps(result))
 
 
-def in_fresh_process(case: dict[str, Any]) -> dict[str, Any]:
-    command = [sys.executable, __file__, "--case", json.dumps(case)]
+def in_fresh_process(case: dict[str, Any], script: str = __file__) -> dict[str, Any]:
+    """The JSON result of `script --case <case>` (this benchmark's by default), run apart."""
+    command = [sys.executable, script, "--case", json.dumps(case)]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"case {case} failed:\n{result.stderr[-3000:]}")

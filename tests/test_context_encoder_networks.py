@@ -89,7 +89,7 @@ def test_hole_pixels_are_ignored_known_pixels_are_used(bottleneck_type):
 def test_hole_is_filled_with_the_mean_colour(channels):
     net = ContextEncoderGenerator(image_size=32, channels=channels, **SMALL)
     seen = []
-    net.encoder.register_forward_pre_hook(lambda _module, args: seen.append(args[0]))
+    net.encoder[0].register_forward_pre_hook(lambda _module, args: seen.append(args[0]))
     mask = centre_mask(2, 32)
     net(torch.rand(2, channels, 32, 32), mask)
     expected = torch.tensor([117 / 255, 104 / 255, 123 / 255])
@@ -213,3 +213,60 @@ def test_wrong_input_size_raises():
     net = ContextEncoderGenerator(image_size=64, **SMALL)
     with pytest.raises(DataError):
         net(torch.rand(1, 3, 128, 128), torch.zeros(1, 1, 128, 128))
+
+
+def full_generator(**switches) -> ContextEncoderGenerator:
+    """A small full-output generator in training mode (BatchNorm on the batch's statistics)."""
+    torch.manual_seed(0)
+    return ContextEncoderGenerator(image_size=64, output="full", **SMALL, **switches)
+
+
+def test_mask_input_lets_the_encoder_see_holes_the_fill_hides():
+    # an image of the fill colour: any mask gives the encoder the same picture
+    image = torch.tensor([117 / 255, 104 / 255, 123 / 255]).reshape(1, 3, 1, 1).expand(2, 3, 64, 64)
+    one, other = centre_mask(2, 64), torch.zeros(2, 1, 64, 64)
+    other[..., :20, :20] = 1
+    with torch.no_grad():
+        blind, seeing = full_generator(), full_generator(mask_input=True)
+        assert torch.equal(blind(image, one), blind(image, other))
+        assert (seeing(image, one) - seeing(image, other)).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("skips", [False, True])
+def test_skips_carry_the_input_around_the_bottleneck(skips):
+    net = full_generator(skips=skips)
+    net.bottleneck.register_forward_hook(lambda _module, _args, out: torch.zeros_like(out))
+    mask = centre_mask(2, 64)
+    with torch.no_grad():
+        change = (net(torch.rand(2, 3, 64, 64), mask) - net(torch.rand(2, 3, 64, 64), mask)).abs()
+    assert (change.max() > 1e-3) == skips
+
+
+@pytest.mark.parametrize("size", [32, 128])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_switched_generator_shapes_gradients_and_residual_start(size, channels):
+    torch.manual_seed(0)
+    net = ContextEncoderGenerator(
+        image_size=size,
+        channels=channels,
+        output="full",
+        prefill="blended",
+        residual=True,
+        mask_input=True,
+        skips=True,
+        **SMALL,
+    )
+    image, mask = torch.rand(2, channels, size, size), centre_mask(2, size)
+    out = net(image, mask)
+    assert out.shape == image.shape
+    torch.testing.assert_close(out, net.prefill(image, mask), rtol=0, atol=0)
+    # the zero head blocks every gradient but its own at step 0: give it weights first
+    nn.init.normal_(net.decoder[-1].weight, 0, 0.02)
+    net(image, mask).square().sum().backward()
+    for name, param in net.named_parameters():
+        assert param.grad is not None and param.grad.abs().sum() > 0, name
+
+
+def test_skips_need_the_full_output():
+    with pytest.raises(ConfigError, match="random_region"):
+        ContextEncoderGenerator(image_size=64, skips=True, **SMALL)

@@ -1,7 +1,6 @@
 """Context Encoder generator (Pathak et al., CVPR 2016) and helpers for its centre patch."""
 
 from collections.abc import Sequence
-from itertools import pairwise
 
 import torch
 from torch import Tensor, nn
@@ -79,13 +78,15 @@ def _bottleneck(kind: str, width: int, bottleneck: int) -> nn.Sequential:
     raise ConfigError(f"unknown bottleneck_type {kind!r}; use 'conv' or 'channel_fc'")
 
 
-def _decoder(widths: Sequence[int], channels: int, residual: bool) -> nn.Sequential:
+def _decoder(widths: Sequence[int], channels: int, residual: bool, skips: bool) -> nn.Sequential:
     """4x4 stride-2 transposed convs through `widths` to `channels`: Tanh out, or a raw
-    residual from a zero-initialised last layer."""
+    residual from a zero-initialised last layer. With `skips` each transposed conv also takes
+    the encoder's output of its input's size, as many channels again."""
+    inputs = [2 * width if skips else width for width in widths]
     layers: list[nn.Module] = []
-    for in_width, out_width in pairwise(widths):
+    for in_width, out_width in zip(inputs[:-1], widths[1:], strict=True):
         layers += _up_block(in_width, out_width, 4, 2, 1)
-    layers.append(nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1))
+    layers.append(nn.ConvTranspose2d(inputs[-1], channels, 4, 2, 1))
     if not residual:
         layers.append(nn.Tanh())
     return nn.Sequential(*layers)
@@ -122,7 +123,12 @@ class ContextEncoderGenerator(nn.Module):
     caller's job. Extensions (not in the paper): `prefill` ("mean", "harmonic",
     "biharmonic"; see `Prefill`) fills the holes classically instead of with `fill_value`;
     `residual` adds the decoder's raw output (its last layer zero-initialised, no Tanh) to
-    that fill inside the holes, so an untrained generator returns the fill itself.
+    that fill inside the holes, so an untrained generator returns the fill itself;
+    `mask_input` gives the encoder the mask as one more channel (the paper's encoder sees
+    only the filled image, so behind a classical fill it cannot tell where the holes are);
+    `skips` concatenates each encoder output to the decoder input of the same size, a U-Net
+    around the bottleneck (full output only: the centre patch's decoder has no encoder
+    output of its own area).
 
     Example:
         >>> import torch
@@ -143,21 +149,30 @@ class ContextEncoderGenerator(nn.Module):
         max_channels: int = 512,
         prefill: str = "none",
         residual: bool = False,
+        mask_input: bool = False,
+        skips: bool = False,
     ) -> None:
         super().__init__()
         check_residual(prefill, residual)
         if output not in ("center", "full"):
             raise ConfigError(f"unknown output {output!r}; use 'center' or 'full'")
+        if skips and output == "center":
+            raise ConfigError(
+                "model.generator.skips=true needs the full-image output: use "
+                "model.setting=random_region (or a mask other than center)"
+            )
         self.image_size = image_size
         self.output = output
         self.residual = residual
+        self.mask_input = mask_input
+        self.skips = skips
         self.prefill = Prefill(prefill)
         levels = halvings_to_4x4(image_size, minimum=32)
         widths = [min(base_channels * 2 ** max(i - 1, 0), max_channels) for i in range(levels)]
         up_levels = levels - 1 if output == "center" else levels
-        self.encoder = dcgan_encoder(channels, widths)
+        self.encoder = dcgan_encoder(channels + mask_input, widths)
         self.bottleneck = _bottleneck(bottleneck_type, widths[-1], bottleneck)
-        self.decoder = _decoder(widths[::-1][:up_levels], channels, residual)
+        self.decoder = _decoder(widths[::-1][:up_levels], channels, residual, skips)
         self.register_buffer("fill", _fill_colour(fill_value, channels), persistent=False)
         init_dcgan_weights(self)
         if residual:
@@ -171,12 +186,33 @@ class ContextEncoderGenerator(nn.Module):
                 f"{tuple(image.shape[-2:])}; resize the input to {self.image_size}"
             )
         filled = self._fill_holes(image, mask)
-        out = self.decoder(self.bottleneck(self.encoder(filled * 2 - 1)))
+        x = filled * 2 - 1
+        if self.mask_input:
+            x = torch.cat([x, mask.to(x.dtype)], dim=1)
+        out = self._decode(self._encode(x))
         if not self.residual:
             return (out + 1) / 2
         if self.output == "full":
             return corrected(filled, out / 2, mask)
         return corrected(crop_center_patch(filled), out / 2, crop_center_patch(mask))
+
+    def _encode(self, x: Tensor) -> list[Tensor]:
+        """The output of every encoder level, finest first."""
+        levels = []
+        for layer in self.encoder:
+            x = layer(x)
+            if isinstance(layer, nn.LeakyReLU):
+                levels.append(x)
+        return levels
+
+    def _decode(self, levels: list[Tensor]) -> Tensor:
+        """The bottleneck and the decoder, each transposed conv taking its skip if asked."""
+        x = self.bottleneck(levels[-1])
+        for layer in self.decoder:
+            if self.skips and isinstance(layer, nn.ConvTranspose2d):
+                x = torch.cat([x, levels.pop()], dim=1)
+            x = layer(x)
+        return x
 
     def _fill_holes(self, image: Tensor, mask: Tensor) -> Tensor:
         """The encoder's input: the holes filled with `fill_value` or by the prefill."""

@@ -34,14 +34,14 @@ def mean_l1(a: Tensor, b: Tensor) -> Tensor:
 
 
 class StandInFeatures(nn.Module):
-    """A different cheap map per layer name; records each call's batch size."""
+    """A different cheap map per layer name; records (batch size, builds a graph) per call."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.batch_sizes: list[int] = []
+        self.calls: list[tuple[int, bool]] = []
 
     def forward(self, images: Tensor) -> dict[str, Tensor]:
-        self.batch_sizes.append(images.shape[0])
+        self.calls.append((images.shape[0], torch.is_grad_enabled()))
         names = PERCEPTUAL + STYLE + DECOYS
         return {
             name: F.avg_pool2d((images * (i + 1)).sin(), 1 + i % 2) for i, name in enumerate(names)
@@ -100,7 +100,8 @@ def test_inpaint_loss_terms_and_total_by_hand():
         torch.testing.assert_close(terms[name], value, msg=name)
     total = sum(weights[name] * value for name, value in expected.items())
     torch.testing.assert_close(terms["total"], total)
-    assert stand_in.batch_sizes == [4 * B]  # one call for all four images
+    # the two targets without a graph, then the two outputs
+    assert stand_in.calls == [(2 * B, False), (2 * B, True)]
 
 
 def test_l1_is_divided_by_the_hole_fraction():
@@ -131,9 +132,9 @@ def test_style_only_sees_the_holes():
 @pytest.mark.parametrize(
     ("zeroed", "kept", "batch_sizes"),
     [
-        ({"perceptual": 0.0}, {"l1", "style"}, [2 * B]),
-        ({"style": 0.0}, {"l1", "perceptual"}, [2 * B]),
-        ({"l1": 0.0}, {"perceptual", "style"}, [4 * B]),
+        ({"perceptual": 0.0}, {"l1", "style"}, [B, B]),
+        ({"style": 0.0}, {"l1", "perceptual"}, [B, B]),
+        ({"l1": 0.0}, {"perceptual", "style"}, [2 * B, 2 * B]),
         ({"perceptual": 0.0, "style": 0.0}, {"l1"}, []),
     ],
 )
@@ -143,7 +144,7 @@ def test_zero_weights_skip_their_terms(zeroed, kept, batch_sizes):
     loss = EdgeConnectInpaintLoss(**zeroed, features=stand_in)
     terms = loss(output, target, mask)
     assert set(terms) == {*kept, "total"}
-    assert stand_in.batch_sizes == batch_sizes
+    assert [size for size, _ in stand_in.calls] == batch_sizes
     assert (loss.features is None) == (not batch_sizes)
     expected = reference_terms(output, target, mask)
     for name in kept:

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from inpaintlab.errors import ConfigError
 from inpaintlab.losses.pconv import PartialConvLoss
-from inpaintlab.losses.perceptual import gram_matrix, perceptual_loss, style_loss
+from inpaintlab.losses.perceptual import features_of, gram_matrix, perceptual_loss, style_loss
 from inpaintlab.losses.total_variation import dilate_holes, total_variation
 
 
@@ -54,14 +54,14 @@ def random_mask(batch: int, size: int, seed: int = 0) -> Tensor:
 
 
 class StandInFeatures(nn.Module):
-    """Two 'layers' (sin of the image, 2x2 average pool); records each call's batch size."""
+    """Two 'layers' (sin, 2x2 average pool); records (batch size, builds a graph) per call."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.batch_sizes: list[int] = []
+        self.calls: list[tuple[int, bool]] = []
 
     def forward(self, images: Tensor) -> dict[str, Tensor]:
-        self.batch_sizes.append(images.shape[0])
+        self.calls.append((images.shape[0], torch.is_grad_enabled()))
         return {"full": images.sin(), "half": F.avg_pool2d(images, 2)}
 
 
@@ -174,7 +174,8 @@ def test_partial_conv_loss_terms_and_total_by_hand(tv_region):
     total = sum(WEIGHTS[name] * expected[name] for name in ("valid", "hole", "perceptual", "tv"))
     total += WEIGHTS["style"] * (expected["style_out"] + expected["style_comp"])
     torch.testing.assert_close(terms["total"], total.float())
-    assert stand_in.batch_sizes == [6]  # output, composite and target in one call
+    # the target alone without a graph, then output and composite together
+    assert stand_in.calls == [(2, False), (4, True)]
 
 
 def test_zero_weights_skip_their_terms_and_the_feature_network():
@@ -183,17 +184,17 @@ def test_zero_weights_skip_their_terms_and_the_feature_network():
     output, target, mask = torch.rand(1, 3, 6, 6), torch.rand(1, 3, 6, 6), random_mask(1, 6)
     terms = loss(output, target, mask)
     assert set(terms) == {"valid", "tv", "total"}
-    assert stand_in.batch_sizes == []
+    assert stand_in.calls == []
     assert loss.features is None
     torch.testing.assert_close(terms["total"], terms["valid"] + 0.1 * terms["tv"])
 
 
-def test_style_alone_still_runs_the_features_once():
+def test_style_alone_still_runs_the_features_once_per_side():
     stand_in = StandInFeatures()
     loss = PartialConvLoss(perceptual=0.0, tv=0.0, features=stand_in)
     terms = loss(torch.rand(2, 3, 4, 4), torch.rand(2, 3, 4, 4), random_mask(2, 4))
     assert set(terms) == {"valid", "hole", "style_out", "style_comp", "total"}
-    assert stand_in.batch_sizes == [6]
+    assert stand_in.calls == [(2, False), (4, True)]
 
 
 def test_no_vgg_is_loaded_when_perceptual_and_style_are_off(tmp_path, monkeypatch):
@@ -219,3 +220,27 @@ def test_with_random_vgg16_gradients_reach_the_output(channels):
 def test_unknown_tv_region_is_a_config_error():
     with pytest.raises(ConfigError, match="tv_region"):
         PartialConvLoss(tv_region="holes", features=StandInFeatures())
+
+
+def test_features_of_matches_one_joint_pass_and_leaves_the_reals_without_a_graph():
+    torch.manual_seed(0)
+    net = nn.Conv2d(3, 4, 3, padding=1)
+
+    def layers(images: Tensor) -> dict[str, Tensor]:
+        return {"conv": net(images), "pool": F.avg_pool2d(net(images), 2)}
+
+    fakes = [torch.rand(2, 3, 8, 8, requires_grad=True) for _ in range(2)]
+    reals = [torch.rand(2, 3, 8, 8) for _ in range(2)]
+    (fake_a, fake_b), (real_a, real_b) = features_of(layers, fakes, reals)
+    joint = {k: v.chunk(4) for k, v in layers(torch.cat([*fakes, *reals])).items()}
+    for i, got in enumerate([fake_a, fake_b, real_a, real_b]):
+        for name, maps in got.items():
+            torch.testing.assert_close(maps, joint[name][i])
+    assert not any(maps.requires_grad for maps in [*real_a.values(), *real_b.values()])
+    split_grad = torch.autograd.grad(perceptual_loss(fake_a, real_a, ["conv", "pool"]), fakes[0])
+    joint_fake = {k: v[0] for k, v in joint.items()}
+    joint_real = {k: v[2].detach() for k, v in joint.items()}
+    joint_grad = torch.autograd.grad(
+        perceptual_loss(joint_fake, joint_real, ["conv", "pool"]), fakes[0]
+    )
+    torch.testing.assert_close(split_grad, joint_grad)

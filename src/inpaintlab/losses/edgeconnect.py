@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from inpaintlab.losses.adversarial import AdversarialLoss
 from inpaintlab.losses.generator_loss import GeneratorLoss, weighted_total
-from inpaintlab.losses.perceptual import perceptual_loss, style_loss
+from inpaintlab.losses.perceptual import features_of, perceptual_loss, style_loss
 from inpaintlab.losses.structural import structural_loss
 from inpaintlab.networks.vgg import VGGFeatures
 
@@ -139,15 +139,15 @@ class EdgeConnectInpaintLoss(GeneratorLoss):
         return {**terms, "total": weighted_total(terms, self.weights, output)}
 
     def _feature_terms(self, output: Tensor, target: Tensor, mask: Tensor) -> dict[str, Tensor]:
-        """Perceptual and style terms (those weighted) from one feature pass over their images."""
+        """Perceptual and style terms (those weighted) from two feature passes: fakes, reals."""
         pairs = {"perceptual": (output, target), "style": (output * mask, target * mask)}
         names = [name for name in FEATURE_TERMS if self.weights[name]]
-        images = [image for name in names for image in pairs[name]]
-        chunks = {k: v.chunk(len(images)) for k, v in self.features(torch.cat(images)).items()}
+        fakes, reals = features_of(
+            self.features, [pairs[name][0] for name in names], [pairs[name][1] for name in names]
+        )
         terms = {}
-        for i, name in enumerate(names):
+        for name, fake, real in zip(names, fakes, reals, strict=True):
             loss, layers = FEATURE_TERMS[name]
-            fake, real = ({k: v[2 * i + j] for k, v in chunks.items()} for j in (0, 1))
             terms[name] = loss(fake, real, layers)
         return terms
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 
-import torch
 from torch import Tensor, nn
 
 from inpaintlab.errors import ConfigError
 from inpaintlab.losses.adversarial import AdversarialLoss
 from inpaintlab.losses.generator_loss import GeneratorLoss, weighted_total
-from inpaintlab.losses.perceptual import perceptual_loss, style_loss
+from inpaintlab.losses.perceptual import features_of, perceptual_loss, style_loss
 from inpaintlab.losses.total_variation import dilate_holes, total_variation
 from inpaintlab.networks.vgg import VGGFeatures
 from inpaintlab.ops.compositing import composite
@@ -112,10 +111,10 @@ class PartialConvLoss(GeneratorLoss):
     def _feature_terms(
         self, output: Tensor, composite: Tensor, target: Tensor
     ) -> dict[str, Tensor]:
-        """Perceptual and style terms from one feature pass over output, composite and target."""
-        features = self.features(torch.cat([output, composite, target]))
-        f_out, f_comp, f_gt = ({k: v.chunk(3)[i] for k, v in features.items()} for i in range(3))
-        layers = tuple(features)
+        """Perceptual and style terms from a feature pass over output and composite, and one
+        over the target."""
+        (f_out, f_comp), (f_gt,) = features_of(self.features, [output, composite], [target])
+        layers = tuple(f_gt)
         terms = {}
         if self.weights["perceptual"]:
             terms["perceptual"] = perceptual_loss(f_out, f_gt, layers) + perceptual_loss(

@@ -212,6 +212,8 @@ class FolderSource(DatasetSource):
                 f"got {val_fraction} + {test_fraction}: lower them"
             )
         self.root = Path(root).expanduser()
+        if self.root.is_file():  # refused now, before a run prints or writes anything
+            raise DataError(f"{ROOT_KEY}={self.root} is a file: point it at a folder of images")
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
         self.split_seed = split_seed
@@ -227,8 +229,9 @@ class FolderSource(DatasetSource):
 
     def _resolve_splits(self) -> dict[Split, list[Path]]:
         if not self.root.is_dir():
-            problem = "is a file" if self.root.exists() else "does not exist"
-            raise DataError(f"{ROOT_KEY}={self.root} {problem}: point it at a folder of images")
+            raise DataError(
+                f"{ROOT_KEY}={self.root} does not exist: point it at a folder of images"
+            )
         if self.folders is not None:
             splits = self._splits_from_folders(self.folders)
         elif (self.root / "train").is_dir() and (self.root / "val").is_dir():

@@ -182,7 +182,8 @@ class EdgeConnectModule(InpaintingModule):
             "edge_d_loss",
         )
         fake_logits, fake_features = self.edge_discriminator.forward_with_features(fake)
-        _, real_features = self.edge_discriminator.forward_with_features(real)
+        with torch.no_grad():  # feature matching's target: detached, so no graph to build
+            _, real_features = self.edge_discriminator.forward_with_features(real)
         terms = self.edge_loss.with_adversarial(
             self.edge_loss(fake_features, real_features), fake_logits
         )

@@ -12,7 +12,7 @@ import torch
 from inpaintlab.apps.cli import main
 from inpaintlab.apps.export import export_checkpoint
 from inpaintlab.inference.inpainter import Inpainter
-from tests.tiny_checkpoints import KINDS, save_checkpoint, tiny_model
+from tests.tiny_checkpoints import KINDS, context_encoder, save_checkpoint, tiny_model
 
 
 def batch(channels: int, height: int, width: int, n: int = 3):
@@ -66,6 +66,24 @@ def test_a_residual_model_exports_with_its_blended_prefill(tmp_path, suffix):
     ckpt = save_checkpoint(model, tmp_path / "model.ckpt")
     exported = export_checkpoint(ckpt, tmp_path / f"model.{suffix}", size=(36, 50))
     assert exported.max_difference < (5e-3 if suffix == "onnx" else 1e-5)
+
+
+def test_the_context_encoders_cpu_preset_survives_its_checkpoint_and_export(tmp_path):
+    """Mask input and skips are rebuilt from the checkpoint and traced into the program."""
+    torch.manual_seed(0)
+    options = {"mask_input": True, "skips": True}
+    model = context_encoder(3, "random_region", options, prefill="mean", residual=True)
+    torch.nn.init.normal_(model.generator.decoder[-1].weight, 0, 0.02)  # not the prefill alone
+    ckpt = save_checkpoint(model.eval(), tmp_path / "model.ckpt")
+    inpainter = Inpainter.from_checkpoint(ckpt, "cpu")
+    assert inpainter.model.generator.mask_input and inpainter.model.generator.skips
+    exported = export_checkpoint(ckpt, tmp_path / "model.pt2", size=(32, 32))
+    image, mask = batch(3, 32, 32)
+    with torch.no_grad():
+        result = torch.export.load(exported.path).module()(image, mask)
+    expected = inpainter(image, mask)
+    assert torch.allclose(result, expected, atol=1e-5)
+    assert not torch.allclose(expected, model.generator.prefill(image, mask), atol=1e-4)
 
 
 def test_onnx_without_its_extra_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch):

@@ -87,7 +87,10 @@ def edgeconnect(channels: int, **switches) -> EdgeConnectModule:
     )
 
 
-def context_encoder(channels: int, setting: str, **switches) -> ContextEncoderModule:
+def context_encoder(
+    channels: int, setting: str, generator_options: dict | None = None, **switches
+) -> ContextEncoderModule:
+    """A tiny Context Encoder; `generator_options` go to its generator (mask_input, skips)."""
     return ContextEncoderModule(
         generator=network(
             "context_encoder.ContextEncoderGenerator",
@@ -95,6 +98,7 @@ def context_encoder(channels: int, setting: str, **switches) -> ContextEncoderMo
             channels=channels,
             base_channels=8,
             bottleneck=16,
+            **(generator_options or {}),
         ),
         discriminator=network(
             "discriminators.DCGANDiscriminator", channels=channels, base_channels=8

@@ -105,6 +105,19 @@ def slow_hole_depth(hole: np.ndarray, limit: int) -> np.ndarray:
     return depth
 
 
+@pytest.mark.parametrize(("height", "width"), [(1, 5), (2, 3), (23, 29), (67, 71), (128, 33)])
+def test_the_laplacian_reflects_at_the_borders_at_every_size(height, width):
+    u = torch.rand(2, 3, height, width, generator=torch.Generator().manual_seed(height))
+    padded = np.pad(
+        u.numpy(),
+        ((0, 0), (0, 0), (1, 1), (1, 1)),
+        mode="reflect" if min(height, width) > 1 else "edge",
+    )
+    neighbours = padded[..., :-2, 1:-1] + padded[..., 2:, 1:-1] + padded[..., 1:-1, :-2]
+    expected = neighbours + padded[..., 1:-1, 2:] - 4 * u.numpy()
+    assert np.array_equal(prefill._laplacian(u).numpy(), expected)  # the same sums, bit for bit
+
+
 def test_hole_depth_is_the_chessboard_distance_to_the_nearest_known_pixel():
     _, mask = random_batch(1, 23, 29, seed=4)
     mask[..., 2:20, 3:18] = 1

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from inpaintlab.ops.precision import full_precision
 
@@ -14,20 +14,22 @@ FeatureMaps = dict[str, Tensor]
 
 
 def features_of(
-    features: nn.Module, fakes: Sequence[Tensor], reals: Sequence[Tensor]
+    features: Callable[[Tensor], FeatureMaps], fakes: Sequence[Tensor], reals: Sequence[Tensor]
 ) -> tuple[list[FeatureMaps], list[FeatureMaps]]:
     """The feature maps of each fake and of each real image (batches of one shape).
 
     The fakes go through one batched pass that gradients flow back through, the reals through
     a second pass without a graph: in a single pass autograd would also compute the input
-    gradients of the reals' half of every layer (an eighth of an EdgeConnect inpaint step).
+    gradients of the reals' half of every layer (an eighth of an EdgeConnect inpaint step's FLOPs).
     """
     with torch.no_grad():
         real = _per_image(features, reals)
     return _per_image(features, fakes), real
 
 
-def _per_image(features: nn.Module, images: Sequence[Tensor]) -> list[FeatureMaps]:
+def _per_image(
+    features: Callable[[Tensor], FeatureMaps], images: Sequence[Tensor]
+) -> list[FeatureMaps]:
     """One pass of `features` over the images stacked, split back into one dict per image."""
     chunks = {name: maps.chunk(len(images)) for name, maps in features(torch.cat(images)).items()}
     return [{name: maps[i] for name, maps in chunks.items()} for i in range(len(images))]

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from inpaintlab.data import edges as edges_module
 from inpaintlab.data.edges import EdgeDetector, greyscale, hysteresis, mask_edges
 from inpaintlab.errors import ConfigError, DataError
+from inpaintlab.ops.growth import neighbourhood_max
 
 SIZE = 48
 LOW, HIGH = 16, 32  # the bright square spans rows and columns [LOW, HIGH)
@@ -180,3 +181,9 @@ def test_greyscale_weights_rgb_by_luminance():
     expected = 0.299 * image[:, :1] + 0.587 * image[:, 1:2] + 0.114 * image[:, 2:]
     assert torch.allclose(greyscale(image), expected, atol=1e-6)
     assert torch.equal(greyscale(image[:, :1]), image[:, :1])
+
+
+@pytest.mark.parametrize("shape", [(2, 1, 1, 1), (2, 3, 1, 7), (1, 1, 6, 1), (3, 2, 37, 53)])
+def test_neighbourhood_max_is_the_3x3_max_pooling(shape):
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(sum(shape)))
+    assert torch.equal(neighbourhood_max(x), F.max_pool2d(x, 3, stride=1, padding=1))

@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from inpaintlab.errors import ConfigError
+from inpaintlab.ops.growth import neighbourhood_max
 from inpaintlab.ops.precision import full_precision
 
 PREFILL_KINDS = ("none", "mean", "harmonic", "biharmonic", "blended")
@@ -271,16 +272,8 @@ def hole_depth(mask: Tensor, limit: int) -> Tensor:
     inside = mask
     for _ in range(limit):
         depth += inside
-        inside = _eroded(inside)
+        inside = -neighbourhood_max(-inside)  # erode the hole by 1 px
     return depth
-
-
-def _eroded(holes: Tensor) -> Tensor:
-    """The minimum of each 3 x 3 neighbourhood of a 0/1 mask (the holes eroded by 1 px), the
-    image's outside counting as hole; two 3-tap passes, cheaper than a 3 x 3 pooling."""
-    p = F.pad(holes, (1, 1, 1, 1), value=1.0)
-    rows = torch.minimum(torch.minimum(p[..., :-2, :], p[..., 1:-1, :]), p[..., 2:, :])
-    return torch.minimum(torch.minimum(rows[..., :-2], rows[..., 1:-1]), rows[..., 2:])
 
 
 @full_precision
